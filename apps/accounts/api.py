@@ -1,0 +1,87 @@
+"""API: the current user, and personal API tokens (create with expiry, list, revoke)."""
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.response import Response
+
+from . import services
+from .models import ApiToken, validate_timezone
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+    roles = serializers.ListField(child=serializers.CharField(), read_only=True, source="role_names")
+    is_staff = serializers.BooleanField(read_only=True)
+    sees_everything = serializers.SerializerMethodField()
+    timezone = serializers.CharField(validators=[validate_timezone], required=False)
+
+    def get_sees_everything(self, user) -> bool:
+        from .permissions import sees_everything
+
+        return sees_everything(user)
+
+
+@extend_schema(responses=MeSerializer, request=MeSerializer)
+@api_view(["GET", "PATCH"])
+@permission_classes([permissions.IsAuthenticated])
+def me(request):
+    if request.method == "PATCH":
+        serializer = MeSerializer(request.user, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.user_update_preferences(user=request.user, timezone_name=serializer.validated_data.get("timezone"))
+    return Response(MeSerializer(request.user).data)
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    expires_in_days = serializers.IntegerField(write_only=True, required=False, allow_null=True, min_value=1,
+                                               max_value=services.MAX_TOKEN_DAYS, default=30)
+    expired = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiToken
+        fields = ["token_key", "name", "created", "expiry", "last_used_at", "expired", "expires_in_days"]
+        read_only_fields = ["token_key", "created", "expiry", "last_used_at"]
+
+    def get_expired(self, token) -> bool:
+        from django.utils import timezone
+
+        return token.expiry is not None and token.expiry <= timezone.now()
+
+
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Your own API tokens. The token itself is returned once, by create, and never again."""
+
+    serializer_class = ApiTokenSerializer
+    lookup_field = "token_key"
+    lookup_value_regex = "[A-Za-z0-9_-]+"
+    queryset = ApiToken.objects.none()  # for the schema; get_queryset narrows to the user
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get_queryset(self):
+        return ApiToken.objects.filter(user=self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, plain = services.token_create(
+            user=request.user, name=serializer.validated_data["name"],
+            expires_in_days=serializer.validated_data.get("expires_in_days"),
+        )
+        data = ApiTokenSerializer(token).data
+        data["token"] = plain
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.token_revoke(token=instance)
+
+
+def register(router):
+    router.register("tokens", ApiTokenViewSet, basename="token")
+
+
+urlpatterns = [path("me/", me, name="me")]

@@ -1,0 +1,89 @@
+"""API: audit events — read-only, filterable, CSV export. Operators see all; others their own."""
+from __future__ import annotations
+
+import csv
+
+import django_filters
+from django.db.models import Q
+from django.http import StreamingHttpResponse
+from rest_framework import permissions, serializers, viewsets
+from rest_framework.decorators import action
+
+from apps.accounts.permissions import sees_everything
+
+from .models import AuditEvent
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    target_type = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "created_at", "actor", "actor_label", "via", "action", "target_type", "target_id",
+                  "target_repr", "changes", "reason", "metadata", "request_id", "ip", "user_agent"]
+
+    def get_target_type(self, event) -> str | None:
+        return f"{event.target_type.app_label}.{event.target_type.model}" if event.target_type_id else None
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    action = django_filters.CharFilter(lookup_expr="startswith")
+    actor = django_filters.CharFilter(field_name="actor_label")
+    request_id = django_filters.CharFilter()
+    target_type = django_filters.CharFilter(method="filter_target_type", help_text="app_label.model")
+    target_id = django_filters.CharFilter()
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["action", "actor", "request_id", "target_type", "target_id", "since", "until"]
+
+    def filter_target_type(self, queryset, name, value):
+        app_label, _, model = value.partition(".")
+        return queryset.filter(target_type__app_label=app_label, target_type__model=model)
+
+
+def audit_events_for(user):
+    """Operators see every event; others the events they did and those about their objects."""
+    qs = AuditEvent.objects.select_related("target_type")
+    if sees_everything(user):
+        return qs
+    return qs.filter(Q(actor_id=user.pk) | Q(owner_id=user.pk))
+
+
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = AuditEventSerializer
+    permission_classes = [permissions.IsAuthenticated]
+    filterset_class = AuditEventFilter
+    search_fields = ["action", "actor_label", "target_repr", "reason", "request_id"]
+    ordering_fields = ["created_at", "action", "actor_label"]
+
+    def get_queryset(self):
+        return audit_events_for(self.request.user)
+
+    @action(detail=False, methods=["get"], url_path="export")
+    def export(self, request):
+        """The filtered events as CSV (all matching rows, streamed)."""
+        queryset = self.filter_queryset(self.get_queryset())
+        columns = ["created_at", "actor_label", "via", "action", "target_repr", "target_id", "reason", "changes",
+                   "request_id", "ip"]
+
+        class Echo:
+            def write(self, value):
+                return value
+
+        writer = csv.writer(Echo())
+
+        def rows():
+            yield writer.writerow(columns)
+            for event in queryset.iterator(chunk_size=2000):
+                yield writer.writerow([getattr(event, c) for c in columns])
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="audit-events.csv"'
+        return response
+
+
+def register(router):
+    router.register("audit-events", AuditEventViewSet, basename="audit-event")

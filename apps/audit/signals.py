@@ -1,0 +1,52 @@
+"""Audit events for authentication and for generic admin edits (LogEntry)."""
+from __future__ import annotations
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from tradepulse.core import context
+
+from .services import audit_record
+
+
+@receiver(user_logged_in)
+def _logged_in(sender, request, user, **_):
+    with context.acting(actor_label=user.get_username(), user_id=user.pk):
+        audit_record("accounts.user.login", target=user, actor=user)
+
+
+@receiver(user_logged_out)
+def _logged_out(sender, request, user, **_):
+    if user is not None:
+        audit_record("accounts.user.logout", target=user, actor=user)
+
+
+@receiver(user_login_failed)
+def _login_failed(sender, credentials, request=None, **_):
+    # credentials are already cleansed by Django (password masked); keep only the username.
+    username = str(credentials.get("username", ""))[:150]
+    with context.acting(actor_label=username or "anonymous"):
+        audit_record("accounts.user.login_failed", metadata={"username": username})
+
+
+_ACTION_FLAGS = {1: "created", 2: "changed", 3: "deleted"}
+
+
+@receiver(post_save, sender=LogEntry)
+def _admin_change(sender, instance: LogEntry, created: bool, **_):
+    if not created:
+        return
+    verb = _ACTION_FLAGS.get(instance.action_flag, "changed")
+    model = instance.content_type.model if instance.content_type_id else "object"
+    app = instance.content_type.app_label if instance.content_type_id else "admin"
+    audit_record(
+        f"admin.{app}.{model}.{verb}",
+        metadata={
+            "object_id": instance.object_id,
+            "object_repr": instance.object_repr,
+            "change_message": instance.get_change_message(),
+        },
+        actor=instance.user,
+    )

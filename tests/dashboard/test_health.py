@@ -1,0 +1,55 @@
+"""Health endpoints report each component with latency; ready is 503 when a required part is down."""
+from __future__ import annotations
+
+import pytest
+
+from apps.dashboard import health
+
+
+def test_live_is_ok(client, db):
+    response = client.get("/health/live")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_ready_reports_components_with_latency(client, db, monkeypatch):
+    monkeypatch.setitem(health.CHECKS, "workers", lambda: {"workers": ["w1@host"]})
+    response = client.get("/health/ready")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert set(body["components"]) >= {"database", "broker", "workers", "channel_layer"}
+    for component in body["components"].values():
+        assert component["status"] == "ok" and component["latency_ms"] >= 0
+
+
+def test_ready_is_503_naming_the_part_that_is_down(client, db, monkeypatch):
+    monkeypatch.setitem(health.CHECKS, "workers", lambda: {"workers": ["w1@host"]})
+
+    def broken():
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setitem(health.CHECKS, "channel_layer", broken)
+    response = client.get("/health/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "down"
+    assert body["components"]["channel_layer"] == {
+        "status": "down", "error": "ConnectionError: connection refused",
+        "latency_ms": body["components"]["channel_layer"]["latency_ms"], "required": True,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_check_answers_with_a_real_worker(settings):
+    """Without a worker the check is down; with one running it names it."""
+    if settings.EMBEDDED:
+        pytest.skip("embedded mode checks the in-process worker thread instead")
+    from celery.contrib.testing.worker import start_worker
+
+    from tradepulse.celery import app
+
+    ok, components = health.run_checks()
+    assert components["workers"]["status"] == "down"
+    with start_worker(app, pool="solo", perform_ping_check=False, queues=["default"]):
+        ok, components = health.run_checks()
+    assert components["workers"]["status"] == "ok", components["workers"]
+    assert ok

@@ -1,0 +1,1 @@
+"""Shared building blocks used by every app: env parsing, base models, jobs, events, API base."""

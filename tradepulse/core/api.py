@@ -1,0 +1,108 @@
+"""API building blocks shared by every app: the base viewset, pagination, errors, auth.
+
+`OwnedViewSet` narrows every queryset with `permissions.visible_to`, so another user's object
+is a 404, and checks change/delete per object. `ScopedPrimaryKeyRelatedField` applies the same
+rule to ids sent in a request body: an id you may not see is "does not exist".
+"""
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from apps.accounts.permissions import can, visible_to
+from tradepulse.core import context
+
+log = logging.getLogger(__name__)
+
+
+def exception_handler(exc, ctx):
+    """Every API error is JSON: {"error": {"code", "message", "detail", "request_id"}}."""
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(getattr(exc, "message_dict", None) or {"non_field_errors": exc.messages})
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, ctx)
+    request_id = context.current().request_id
+    if response is None:
+        log.exception("unhandled API error")
+        return Response(
+            {"error": {"code": "server_error", "message": "Internal error; quote the request id when reporting it.",
+                       "request_id": request_id}},
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    detail = response.data
+    code = getattr(exc, "default_code", "error")
+    message = _message(detail)
+    response.data = {"error": {"code": code, "message": message, "detail": detail, "request_id": request_id}}
+    return response
+
+
+def _message(detail) -> str:
+    """One readable line from DRF's nested error detail: 'field: problem; other: problem'."""
+    if isinstance(detail, dict):
+        if set(detail) == {"detail"}:
+            return str(detail["detail"])
+        parts = []
+        for field, problems in detail.items():
+            text = _message(problems)
+            parts.append(text if field in ("non_field_errors", "detail") else f"{field}: {text}")
+        return "; ".join(parts)
+    if isinstance(detail, list):
+        return "; ".join(_message(d) for d in detail)
+    return str(detail)
+
+
+class ModelPermissions(permissions.DjangoModelPermissions):
+    """Model permissions for writes (roles); reads need the view permission too."""
+
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": [],
+    }
+
+
+class ObjectActionPermission(permissions.BasePermission):
+    """Per object: changing or deleting needs that object permission (owner, share, operator)."""
+
+    def has_object_permission(self, request, view, obj):
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        action = "delete" if request.method == "DELETE" else "change"
+        return can(request.user, action, obj)
+
+
+class OwnedViewSet(viewsets.GenericViewSet):
+    """The one base viewset: querysets narrowed to what the user may see."""
+
+    permission_classes = [permissions.IsAuthenticated, ModelPermissions, ObjectActionPermission]
+
+    def get_queryset(self):
+        return visible_to(self.request.user, super().get_queryset())
+
+
+class OwnedModelViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+                        mixins.DestroyModelMixin, mixins.ListModelMixin, OwnedViewSet):
+    pass
+
+
+class ReadOnlyOwnedViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, OwnedViewSet):
+    pass
+
+
+class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """A related id the requesting user may not see is rejected as if it did not exist."""
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        request = self.context.get("request")
+        return visible_to(request.user, queryset) if request is not None else queryset.none()
