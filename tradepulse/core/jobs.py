@@ -141,6 +141,11 @@ class Progress:
         self.done = min(self.done + amount, self.total)
         self.emit(message=message, force=force)
 
+    def set(self, done: float, *, message: str | None = None, force: bool = False) -> None:
+        """Jump to an absolute amount of work done (for work measured in stages, not units)."""
+        self.done = min(max(done, 0.0), self.total)
+        self.emit(message=message, force=force)
+
     def emit(self, *, message: str | None = None, force: bool = False) -> None:
         pct = round(self.percent, 1)
         now = time.monotonic()
