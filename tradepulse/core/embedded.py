@@ -40,7 +40,7 @@ def start_beat() -> threading.Thread:
 
     from tradepulse.celery import app
 
-    service = EmbeddedService(app, thread=True, scheduler=settings.CELERY_BEAT_SCHEDULER)
+    service = EmbeddedService(app, thread=True, scheduler_cls=settings.CELERY_BEAT_SCHEDULER)
     service.daemon = True
     service.start()
     _state["beat"] = service
