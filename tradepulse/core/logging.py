@@ -8,9 +8,11 @@ from tradepulse.core import context
 
 # key=value, "key": "value" and Authorization headers whose key names a secret.
 _SECRET_KEYS = r"(?:api[_-]?key|apikey|secret|password|passphrase|token|signature|private[_-]?key|authorization)"
+# The "Token <value>" pattern runs first: "Authorization: Token abc…" must lose the token, not
+# just the word "Token".
 _PATTERNS = [
-    re.compile(rf"(?i)(['\"]?{_SECRET_KEYS}['\"]?\s*[:=]\s*['\"]?)([^'\"\s,&}}]+)"),
     re.compile(r"(?i)(\b(?:Token|Bearer)\s+)([A-Za-z0-9._\-]{8,})"),
+    re.compile(rf"(?i)(['\"]?{_SECRET_KEYS}['\"]?\s*[:=]\s*['\"]?)([^'\"\s,&}}]+)"),
 ]
 REDACTED = "[REDACTED]"
 

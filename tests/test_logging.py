@@ -1,0 +1,51 @@
+"""Log lines carry the request id and never a secret."""
+from __future__ import annotations
+
+import json
+import logging
+
+from pythonjsonlogger.json import JsonFormatter
+
+from tradepulse.core import context
+from tradepulse.core.logging import ContextFilter, RedactSecretsFilter, redact
+
+
+def _format(record_msg, *args, formatter=None, exc_info=None):
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, record_msg, args, exc_info)
+    for f in (ContextFilter(), RedactSecretsFilter()):
+        f.filter(record)
+    formatter = formatter or logging.Formatter("%(request_id)s %(actor)s %(message)s")
+    return formatter.format(record)
+
+
+def test_secrets_are_redacted_in_messages_and_arguments():
+    line = _format("connecting with apiKey=%s and secret: %s", "AKIA123456", "s3cr3t-value")
+    assert "AKIA123456" not in line and "s3cr3t-value" not in line
+    assert line.count("[REDACTED]") == 2
+    assert "abcdef0123456789" not in redact("Authorization: Token abcdef0123456789")
+    assert "abcdef0123456789" not in redact("sent header Token abcdef0123456789")
+    assert redact('{"password": "hunter22", "user": "bob"}') == '{"password": "[REDACTED]", "user": "bob"}'
+
+
+def test_exception_text_is_redacted_too():
+    try:
+        raise RuntimeError("auth failed for api_key=topsecretkey")
+    except RuntimeError:
+        import sys
+
+        line = _format("request failed", exc_info=sys.exc_info())
+    assert "topsecretkey" not in line and "[REDACTED]" in line
+
+
+def test_every_line_carries_request_id_and_actor():
+    with context.acting(actor_label="alice", request_id="req-77"):
+        line = _format("hello")
+    assert line == "req-77 alice hello"
+    assert _format("outside").startswith("- -")
+
+
+def test_json_lines_in_production_format():
+    with context.acting(actor_label="system:beat", request_id="req-9"):
+        line = _format("tick", formatter=JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(actor)s"))
+    payload = json.loads(line)
+    assert payload["message"] == "tick" and payload["request_id"] == "req-9" and payload["actor"] == "system:beat"
