@@ -77,3 +77,10 @@ def published(monkeypatch):
 
     monkeypatch.setattr(events, "send_now", capture)
     return sent
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last: Playwright's sync API keeps an event loop running in the main
+    thread for the whole browser session, which async tests collected after it could not use."""
+    browser_dir = "tests/browser/"
+    items.sort(key=lambda item: browser_dir in item.nodeid)

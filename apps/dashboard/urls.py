@@ -1,6 +1,9 @@
 from django.urls import path
 
 from apps.accounts import views as account_views
+from apps.backtests import views as backtest_views
+from apps.marketdata import views as marketdata_views
+from apps.strategies import views as strategy_views
 
 from . import views
 
@@ -11,4 +14,9 @@ urlpatterns = [
     path("logout/", account_views.LogoutView.as_view(), name="logout"),
     path("audit/", views.audit, name="audit"),
     path("health/", views.health_page, name="health"),
+    path("market-data/", marketdata_views.page, name="marketdata"),
+    path("strategies/", strategy_views.index, name="strategies"),
+    path("backtests/", backtest_views.index, name="backtests"),
+    path("backtests/compare/", backtest_views.compare, name="backtests-compare"),
+    path("backtests/<int:pk>/", backtest_views.detail, name="backtest-detail"),
 ]

@@ -41,6 +41,7 @@ import math
 import multiprocessing
 import os
 import queue as queue_module
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -569,13 +570,16 @@ def run_worker_processes(storage_url: str, study_name: str, objective_factory: C
                          heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL_S,
                          grace_period: int = DEFAULT_GRACE_PERIOD_S) -> list[dict]:
     """Run :func:`run_trials` in ``n_workers`` local processes sharing the study (the
-    in-process stand-in for Celery workers). Processes are forked where the OS allows (the
-    objective factory and its bars are inherited, not pickled). ``should_stop`` and
+    in-process stand-in for Celery workers). Processes are forked when this process has a
+    single thread (the objective factory and its bars are inherited, not pickled); with other
+    threads alive a fork can copy a lock some thread holds and hang the child, so they are
+    spawned instead (the factory must then pickle, as BarsObjectiveFactory does). ``should_stop`` and
     ``on_trial_finished`` run in this process: cancellation is forwarded through an event,
     finished trials are found by polling the study. Returns the workers' report dicts;
     raises RuntimeError naming the worker when one failed.
     """
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    single_threaded = threading.active_count() == 1
+    method = "fork" if single_threaded and "fork" in multiprocessing.get_all_start_methods() else "spawn"
     mp = multiprocessing.get_context(method)
     stop_event = mp.Event()
     queue = mp.Queue()

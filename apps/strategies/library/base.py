@@ -454,6 +454,8 @@ class Strategy:
     params: ClassVar[tuple] = ()
     timeframes: ClassVar[tuple[str, ...]] = ()
     supports_short: ClassVar[bool] = False
+    # True when signals() sets stop_price on entries (risk sizing then needs no configured stop).
+    provides_stops: ClassVar[bool] = False
 
     @classmethod
     def default_params(cls) -> dict:
@@ -491,7 +493,8 @@ class Strategy:
         """JSON-able description of the strategy and its parameters (for forms and the API)."""
         return {"key": cls.key, "name": cls.name, "description": cls.description,
                 "params": [p.to_schema() for p in cls.params],
-                "timeframes": list(cls.timeframes), "supports_short": cls.supports_short}
+                "timeframes": list(cls.timeframes), "supports_short": cls.supports_short,
+                "provides_stops": cls.provides_stops}
 
     @classmethod
     def warmup(cls, params: dict, timeframe: str) -> int:

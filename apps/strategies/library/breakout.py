@@ -88,6 +88,7 @@ class DonchianBreakout(Strategy):
     """
 
     key = "donchian_breakout"
+    provides_stops = True
     name = "Donchian channel breakout"
     params = (
         IntParam("entry_period", 20, 5, 200, help="Break the channel of this many previous bars to enter."),

@@ -20,6 +20,7 @@ class HtfSweep(Strategy):
     """
 
     key = "htf_sweep"
+    provides_stops = True
     name = "Higher-timeframe range sweep"
     params = (
         CategoricalParam("htf", "4h", ("1h", "2h", "4h", "6h", "12h", "1d"),

@@ -1,0 +1,122 @@
+"""Backtest a library strategy on stored candles and print the result.
+
+    manage.py backtest --strategy sma_cross --params '{"fast": 10, "slow": 30}' \\
+        --exchange binance --symbol BTC/USDT --timeframe 1h --start 2024-01-01 --end 2024-06-01 --json
+
+Runs in this process through the same service as the dashboard and the API. With
+`--save-as USER` the run is also stored (and shown on the dashboard) as that user's.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import CommandError
+
+from apps.backtests import services
+from apps.marketdata.models import Market
+from apps.marketdata.timeframes import ms_to_iso, parse_time_ms
+from tradepulse.core.commands import TradePulseCommand
+
+
+class Command(TradePulseCommand):
+    help = __doc__
+
+    def add_options(self, parser):
+        parser.add_argument("--strategy", required=True, help="Strategy key, e.g. sma_cross.")
+        parser.add_argument("--params", default="{}", help="Parameters as JSON; omitted ones take their defaults.")
+        parser.add_argument("--exchange", required=True)
+        parser.add_argument("--symbol", required=True)
+        parser.add_argument("--timeframe", required=True)
+        parser.add_argument("--start", help="ISO date/time or epoch ms (UTC); default: first stored candle.")
+        parser.add_argument("--end", help="Exclusive; default: after the last stored candle.")
+        parser.add_argument("--cash", type=float, default=10_000.0)
+        parser.add_argument("--fee", type=float, default=0.001, help="Fraction per side (0.001 = 0.1 %%).")
+        parser.add_argument("--slippage", type=float, default=0.0)
+        parser.add_argument("--sizing", choices=["fraction", "notional", "risk"], default="fraction")
+        parser.add_argument("--size", type=float, default=1.0, dest="size_value")
+        parser.add_argument("--size-step", type=float, default=None,
+                            help="Round sizes down to this step; default: the market's amount step.")
+        parser.add_argument("--stop-loss", type=float)
+        parser.add_argument("--take-profit", type=float)
+        parser.add_argument("--trailing-stop", type=float)
+        parser.add_argument("--allow-short", action="store_true")
+        parser.add_argument("--allow-gaps", action="store_true")
+        parser.add_argument("--save-as", metavar="USER", help="Also store the run as this user's.")
+
+    def run(self, **o):
+        started = time.perf_counter()
+        try:
+            params = json.loads(o["params"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--params is not valid JSON: {exc.msg} at position {exc.pos}") from None
+        market = _market(o["exchange"], o["symbol"])
+        step = o["size_step"] if o["size_step"] is not None else float(market.amount_step or 0)
+        spec = services.BacktestSpec.build(
+            strategy_key=o["strategy"], parameters=params, timeframe=o["timeframe"],
+            start_ms=parse_time_ms(o["start"]) if o["start"] else None,
+            end_ms=parse_time_ms(o["end"]) if o["end"] else None, allow_gaps=o["allow_gaps"],
+            cash=o["cash"], fee=o["fee"], slippage=o["slippage"], sizing=o["sizing"], size_value=o["size_value"],
+            amount_step=step, stop_loss=o["stop_loss"], take_profit=o["take_profit"],
+            trailing_stop=o["trailing_stop"], allow_short=o["allow_short"],
+        )
+        t0 = time.perf_counter()
+        bars = services.load_bars(market, spec)
+        load_s = time.perf_counter() - t0
+        outcome = services.backtest_compute(spec, bars, gaps=services.range_gaps(market, spec))
+        timings = {"load_s": load_s, "signals_s": outcome.timings["signals_s"], "engine_s": outcome.timings["engine_s"],
+                   "metrics_s": outcome.timings["metrics_s"], "total_s": time.perf_counter() - started}
+        summary = {
+            "strategy": spec.strategy_key, "parameters": spec.parameters, "exchange": market.exchange.code,
+            "symbol": market.symbol, "timeframe": spec.timeframe, "candles": outcome.candle_count,
+            "start": ms_to_iso(int(bars.time[0])), "end": ms_to_iso(int(bars.time[-1]) + bars.bar_ms),
+            "fingerprint": outcome.fingerprint, "metrics": outcome.metrics, "trades": outcome.trades,
+            "open_position": outcome.open_position, "final_equity": outcome.final_equity,
+            "max_drawdown": outcome.metrics["max_drawdown"], "gaps": outcome.gaps,
+            "timings": {k: round(v, 4) for k, v in timings.items()},
+        }
+        if o["save_as"]:
+            summary["saved_run"] = self._save(o["save_as"], market, spec, bars)
+        self._print(summary)
+        return summary
+
+    def _save(self, username, market, spec, bars) -> int:
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"--save-as: no user {username!r}")
+        run = services.backtest_create(
+            owner=user, market=market, timeframe=spec.timeframe, strategy_key=spec.strategy_key,
+            parameters=spec.parameters, start=_dt(spec.start_ms if spec.start_ms is not None else int(bars.time[0])),
+            end=_dt(spec.end_ms if spec.end_ms is not None else int(bars.time[-1]) + bars.bar_ms),
+            allow_gaps=spec.allow_gaps, enqueue=False,
+            **{f: getattr(spec.engine, f) for f in services.ENGINE_FIELDS})
+        services.backtest_execute(run.pk)
+        return run.pk
+
+    def _print(self, s):
+        m = s["metrics"]
+        self.say(f"{s['strategy']} {s['parameters']} on {s['exchange']} {s['symbol']} {s['timeframe']}: "
+                 f"{s['candles']} candles {s['start']} → {s['end']}")
+        self.say(f"final equity {s['final_equity']:.2f}  return {m['total_return']:.2%}  sharpe {m['sharpe'] or 0:.3f}  "
+                 f"max drawdown {m['max_drawdown']:.2%}  trades {m['trade_count']}  win rate "
+                 f"{(m['win_rate'] or 0):.1%}")
+        if s["open_position"]:
+            p = s["open_position"]
+            self.say(f"open at the end: {p['side']} {p['size']} from {p['entry_price']} (unrealised {p['unrealized_pnl']:.2f})")
+        self.say("timings: " + "  ".join(f"{k} {v:.3f}" for k, v in s["timings"].items()))
+
+
+def _market(exchange: str, symbol: str) -> Market:
+    market = (Market.objects.select_related("exchange")
+              .filter(exchange__code__iexact=exchange, symbol__iexact=symbol).first()
+              or Market.objects.select_related("exchange")
+              .filter(exchange__name__iexact=exchange, symbol__iexact=symbol).first())
+    if market is None:
+        raise CommandError(f"No stored market {symbol} on {exchange}; download or import its candles first.")
+    return market
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

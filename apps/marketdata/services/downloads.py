@@ -1,0 +1,363 @@
+"""Download jobs: start, run (page by page, resumable), cancel, retry, fill gaps.
+
+Resume: a run fetches only what is missing in its range — the range minus the stored coverage
+minus intervals the exchange is known to have nothing for — so a job killed at any moment and
+run again continues from its last stored candle; the upsert is idempotent, so a page stored
+twice changes nothing.
+
+Overlap: one job at a time downloads a given market × timeframe. A job takes the series'
+DownloadLease (a row locked with SELECT … FOR UPDATE for the instant of the take-over; held by
+the job id, given up at the end, taken over from a job that is no longer running or whose
+heartbeat went stale). A second job waits, saying so on its progress bar, then plans from the
+coverage the first one left: it fetches only what is still missing, so nothing is fetched or
+stored twice.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.permissions import grant_owner
+from apps.audit.services import audit_record
+from tradepulse.celery import app as celery_app
+from tradepulse.core import events
+from tradepulse.core.jobs import FINAL_STATES, Job, JobCancelled, JobState, Progress
+
+from .. import exchanges, intervals, selectors, storage
+from ..models import DownloadJob, DownloadKind, DownloadLease, Market
+from ..serializers import DownloadJobSerializer
+from ..timeframes import ceil_time, check_timeframe, floor_time, ms_to_iso, now_ms
+from .ingest import candles_ingest, gap_record, issues_resolve_covered
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 1000  # candles per fetch_ohlcv call (Binance's maximum)
+LEASE_POLL_S = 0.5  # how often a waiting job looks at the lease again
+MAX_FILL_JOBS = 50  # gaps filled per "fill gaps" request
+TASK_NAME = "marketdata.download"
+
+
+# --- events --------------------------------------------------------------------------------------
+
+def _publish(job: DownloadJob, event: str = "progress") -> None:
+    events.publish(f"marketdata.download.{event}", DownloadJobSerializer(job).data,
+                   users=[job.owner_id], topics=[f"download-{job.pk}"])
+
+
+def _enqueue(job_id: int) -> None:
+    celery_app.tasks[TASK_NAME].delay(job_id)
+
+
+# --- start / cancel / retry ------------------------------------------------------------------------
+
+def download_start(*, owner, market: Market, timeframe: str, start_ms: int, end_ms: int,
+                   kind: str = DownloadKind.DOWNLOAD, enqueue: bool = True) -> DownloadJob:
+    """Create a download job for market × timeframe × [start_ms, end_ms) and queue it after commit.
+
+    The range is widened to whole bars and its end capped at the last closed bar. Raises
+    ValidationError naming the problem (end before start, unknown timeframe, a range entirely
+    in the future, a file-source market).
+    """
+    if market.exchange.is_file_source:
+        raise ValidationError({"market": f"{market.symbol} on {market.exchange.name} comes from imported files; "
+                                         "there is no exchange to download it from."})
+    try:
+        check_timeframe(timeframe)
+    except ValueError as exc:
+        raise ValidationError({"timeframe": str(exc)}) from None
+    if start_ms >= end_ms:
+        raise ValidationError({"end": f"The end ({ms_to_iso(end_ms)}) must be after the start ({ms_to_iso(start_ms)})."})
+    start = floor_time(start_ms, timeframe)
+    last_closed = floor_time(now_ms(), timeframe)
+    end = min(ceil_time(end_ms, timeframe), last_closed)
+    if end <= start:
+        raise ValidationError({"start": f"The start ({ms_to_iso(start_ms)}) is in the future: no closed {timeframe} "
+                                        "bars there yet."})
+    with transaction.atomic():
+        job = DownloadJob(owner=owner, market=market, timeframe=timeframe, start_ms=start, end_ms=end, kind=kind,
+                          total_candles=(end - start) // check_timeframe(timeframe),
+                          message="Queued")
+        job.full_clean()
+        job.save()
+        grant_owner(job)
+        audit_record("marketdata.download.created", target=job,
+                     metadata={"market": market.symbol, "exchange": market.exchange.code, "timeframe": timeframe,
+                               "start": ms_to_iso(start), "end": ms_to_iso(end), "kind": kind})
+        _publish(job)
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+@transaction.atomic
+def download_cancel(*, job: DownloadJob, reason: str = "") -> DownloadJob:
+    """Cancel a job: a queued one at once, a running one between two pages."""
+    job = DownloadJob.objects.select_for_update().select_related("market__exchange", "owner").get(pk=job.pk)
+    if job.state in FINAL_STATES:
+        raise ValidationError(f"Download #{job.pk} already {job.state}; nothing to cancel.")
+    DownloadJob.objects.filter(pk=job.pk).update(cancel_requested=True)
+    job.cancel_requested = True
+    if job.state == JobState.QUEUED:
+        job.finish(JobState.CANCELLED, message="Cancelled before it started")
+        _publish(job, "cancelled")
+    else:
+        job.message = "Cancelling after the current page…"
+        job.save(update_fields=["message", "updated_at"])
+        _publish(job)
+    audit_record("marketdata.download.cancel_requested", target=job, reason=reason)
+    return job
+
+
+@transaction.atomic
+def download_retry(*, job: DownloadJob, reason: str = "") -> DownloadJob:
+    """Queue a failed or cancelled job again (or one whose worker died): it resumes from what is
+    stored, keeping its counters."""
+    job = DownloadJob.objects.select_for_update().select_related("market__exchange", "owner").get(pk=job.pk)
+    stale = job.state == JobState.RUNNING and job.heartbeat_at and job.heartbeat_at < timezone.now() - Job.STALE_AFTER
+    if job.state not in (JobState.FAILED, JobState.CANCELLED) and not stale:
+        raise ValidationError(f"Download #{job.pk} is {job.state}; only failed or cancelled downloads can be retried.")
+    job.state, job.cancel_requested, job.error = JobState.QUEUED, False, ""
+    job.finished_at, job.eta_seconds, job.candles_per_second = None, None, 0.0
+    job.message = "Queued again"
+    job.save(update_fields=["state", "cancel_requested", "error", "finished_at", "eta_seconds", "candles_per_second",
+                            "message", "updated_at"])
+    audit_record("marketdata.download.retried", target=job, reason=reason)
+    _publish(job)
+    transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+def gaps_fill(*, owner, market: Market, timeframe: str) -> list[DownloadJob]:
+    """Start one "fill" job per fillable gap of market × timeframe (gaps the exchange is known to
+    have no data for, and gaps older than retention keeps, are skipped); gaps an active job
+    already covers are not started twice."""
+    gaps = selectors.fillable_gaps(market, timeframe)
+    active = list(DownloadJob.objects.filter(market=market, timeframe=timeframe, state__in=(JobState.QUEUED,
+                                                                                            JobState.RUNNING))
+                  .values_list("start_ms", "end_ms"))
+    jobs = []
+    for gap in gaps:
+        if not intervals.subtract([(gap.start_ms, gap.end_ms)], active):
+            continue
+        if len(jobs) >= MAX_FILL_JOBS:
+            break
+        jobs.append(download_start(owner=owner, market=market, timeframe=timeframe, start_ms=gap.start_ms,
+                                   end_ms=gap.end_ms, kind=DownloadKind.FILL))
+    audit_record("marketdata.gaps.fill_requested", target=market,
+                 metadata={"timeframe": timeframe, "gaps": len(gaps), "jobs": [j.pk for j in jobs]})
+    return jobs
+
+
+# --- run -------------------------------------------------------------------------------------------
+
+class _Stats:
+    """Counters of one run, for progress fields (rows, speed, ETA)."""
+
+    def __init__(self, job: DownloadJob, progress_total: int):
+        self.job, self.total = job, progress_total
+        self.started = time.monotonic()
+        self.fetched = 0  # this run
+        self.bars_done = 0  # bars advanced this run (fetched or known empty)
+        self.base = (job.rows_fetched, job.rows_stored, job.rows_rejected)
+        self.stored = self.rejected = 0
+        self.progress: Progress | None = None
+
+    def fields(self) -> dict:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        bar_rate = self.bars_done / elapsed
+        remaining = self.total - (self.progress.done if self.progress else 0)
+        return {
+            "rows_fetched": self.base[0] + self.fetched,
+            "rows_stored": self.base[1] + self.stored,
+            "rows_rejected": self.base[2] + self.rejected,
+            "candles_per_second": round(self.fetched / elapsed, 1),
+            "eta_seconds": round(remaining / bar_rate, 1) if bar_rate > 0 else None,
+        }
+
+
+def download_run(*, job_id: int, on_progress: Callable[[DownloadJob], None] | None = None) -> DownloadJob:
+    """Run a queued download job to its end (the task and `download_candles` call this).
+
+    Claims the job (a second delivery of the same task does nothing), takes the series lease,
+    pages through fetch_ohlcv over what is missing, stores each page, reports progress at most a
+    few times a second, and finishes as succeeded, failed (with the reason in `error`) or
+    cancelled. Never raises for exchange problems: they end up in the job.
+    """
+    job = DownloadJob.objects.select_related("market__exchange", "owner").get(pk=job_id)
+    if not job.claim():
+        log.info("download #%s not claimed (state %s)", job.pk, job.state)
+        return job
+    job.market = Market.objects.select_related("exchange").get(pk=job.market_id)
+    job.message = "Starting"
+    _publish(job)
+
+    def emit(j: DownloadJob, _fields: dict) -> None:
+        _publish(j)
+        if on_progress:
+            on_progress(j)
+
+    box: dict = {}
+
+    def counters() -> dict:
+        stats = box.get("stats")
+        return {k: v for k, v in stats.fields().items() if k != "eta_seconds"} if stats else {}
+
+    try:
+        summary = _run(job, emit, box)
+    except JobCancelled:
+        job.refresh_from_db()
+        fields = counters()
+        job.finish(JobState.CANCELLED, message=f"Cancelled after {fields.get('rows_stored', job.rows_stored):,} "
+                                               "candles stored", eta_seconds=None, **fields)
+        audit_record("marketdata.download.cancelled", target=job, metadata=_counters(job))
+        _publish(job, "cancelled")
+    except exchanges.MarketDataError as exc:
+        job.finish(JobState.FAILED, message="Failed", error=exc.message, eta_seconds=None, **counters())
+        audit_record("marketdata.download.failed", target=job, reason=exc.message, metadata=_counters(job))
+        _publish(job, "failed")
+    except Exception as exc:
+        log.exception("download #%s crashed", job.pk)
+        job.finish(JobState.FAILED, message="Failed", error=f"Internal error ({type(exc).__name__}): {exc}"[:1000],
+                   eta_seconds=None, **counters())
+        audit_record("marketdata.download.failed", target=job, reason=job.error, metadata=_counters(job))
+        _publish(job, "failed")
+    else:
+        job.finish(JobState.SUCCEEDED, message=summary, eta_seconds=0.0)
+        audit_record("marketdata.download.finished", target=job, metadata=_counters(job))
+        _publish(job, "finished")
+    finally:
+        DownloadLease.objects.filter(market_id=job.market_id, timeframe=job.timeframe, holder=job).update(holder=None)
+    if on_progress:
+        on_progress(job)
+    return job
+
+
+def _counters(job: DownloadJob) -> dict:
+    return {"rows_fetched": job.rows_fetched, "rows_stored": job.rows_stored, "rows_rejected": job.rows_rejected}
+
+
+def _check_cancel(job: DownloadJob) -> None:
+    if DownloadJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+        raise JobCancelled(f"download {job.pk} was cancelled")
+
+
+def _take_lease(job: DownloadJob) -> None:
+    """Wait until this job holds the market × timeframe lease (see module docstring)."""
+    DownloadLease.objects.get_or_create(market_id=job.market_id, timeframe=job.timeframe)
+    told = None
+    while True:
+        with transaction.atomic():
+            lease = DownloadLease.objects.select_for_update().get(market_id=job.market_id, timeframe=job.timeframe)
+            holder = DownloadJob.objects.filter(pk=lease.holder_id).only("state", "heartbeat_at").first()
+            stale = timezone.now() - Job.STALE_AFTER
+            if (holder is None or holder.pk == job.pk or holder.state != JobState.RUNNING
+                    or (holder.heartbeat_at is not None and holder.heartbeat_at < stale)):
+                lease.holder, lease.acquired_at = job, timezone.now()
+                lease.save(update_fields=["holder", "acquired_at"])
+                return
+        if told != holder.pk:
+            told = holder.pk
+            DownloadJob.objects.filter(pk=job.pk).update(
+                message=f"Waiting for download #{holder.pk} of the same market and timeframe to finish",
+                heartbeat_at=timezone.now())
+            job.refresh_from_db(fields=["message", "heartbeat_at"])
+            _publish(job)
+        else:
+            DownloadJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+        _check_cancel(job)
+        time.sleep(LEASE_POLL_S)
+
+
+def _run(job: DownloadJob, emit, box: dict) -> str:
+    market, tf = job.market, job.timeframe
+    step = check_timeframe(tf)
+    _take_lease(job)
+    missing = selectors.missing_intervals(market, tf, job.start_ms, job.end_ms)
+    total = job.total_candles or (job.end_ms - job.start_ms) // step
+    stats = box["stats"] = _Stats(job, total)
+    progress = Progress(job, total, on_emit=emit, extra=stats.fields)
+    stats.progress = progress
+    already = total - intervals.total(missing) // step  # a resumed job's bar continues where it was
+    if not missing:
+        progress.set(already, message="Everything in the range is already stored", force=True)
+        return "Already stored: nothing to download"
+    progress.set(already, message=f"Connecting to {market.exchange.name}", force=True)
+
+    def on_retry(attempt, delay, exc):
+        progress.emit(message=f"{market.exchange.name}: {type(exc).__name__}; retry {attempt} in {delay:.1f} s",
+                      force=True)
+
+    client = exchanges.build_client(market.exchange.code)
+    exchanges.call(client, "load_markets", on_retry=on_retry)
+    exchanges.check_symbol_and_timeframe(client, market.symbol, tf)
+    no_data_bars = 0
+    for a, b in missing:
+        rejected_times: list[int] = []
+        since = a
+        while since < b:
+            _check_cancel(job)  # between pages, whatever the progress throttle did
+            limit = min(PAGE_LIMIT, math.ceil((b - since) / step))
+            rows = exchanges.call(client, "fetch_ohlcv", market.symbol, tf, since=since, limit=limit,
+                                  on_retry=on_retry, symbol=market.symbol, timeframe=tf)
+            if not rows:
+                break
+            matrix = np.array([r[:6] for r in rows], dtype=np.float64)
+            t = matrix[:, 0]
+            in_range = (t >= since) & (t < b)
+            page = matrix[in_range]  # bars past the interval belong to the next one (or are stored already)
+            stats.fetched += len(page)
+            if len(page):
+                result = candles_ingest(market=market, timeframe=tf, rows=page, job=job)
+                stats.stored += result.stored
+                stats.rejected += result.rejected
+                rejected_times += [f.start_ms for f in result.findings if f.rejected]
+            finite = t[np.isfinite(t)]
+            next_since = ceil_time(int(finite.max()) + 1, tf) if len(finite) else since + step * len(rows)
+            if next_since <= since:  # the exchange keeps answering with older bars: stop, don't loop
+                break
+            advanced = min(next_since, b) - since
+            stats.bars_done += advanced // step
+            progress.advance(advanced // step, message=f"{market.symbol} {tf}: {ms_to_iso(min(next_since, b))}")
+            since = next_since
+        if since < b:  # the exchange had nothing more in this interval
+            stats.bars_done += (b - since) // step
+            progress.advance((b - since) // step)
+        no_data_bars += _record_holes(job, a, b, step, rejected_times)
+    issues_resolve_covered(market=market, timeframe=tf, lo=job.start_ms, hi=job.end_ms)
+    progress.emit(force=True, message="Finishing")
+    fields = stats.fields()
+    for k, v in fields.items():
+        setattr(job, k, v)
+    job.save(update_fields=[*fields, "updated_at"])
+    summary = (f"{fields['rows_stored']:,} candles stored, {fields['rows_rejected']:,} rejected "
+               f"({fields['rows_fetched']:,} fetched)")
+    if no_data_bars:
+        summary += f"; the exchange has no data for {no_data_bars:,} bars of the range"
+    return summary
+
+
+def _record_holes(job: DownloadJob, a: int, b: int, step: int, rejected_times: list[int]) -> int:
+    """Gaps left in [a, b) after fetching it. With no rejected row inside, the exchange sent
+    nothing there: it has no data (not retried by "fill gaps"). Holes of rejected rows stay
+    fillable once; after a fill attempt they are marked too, so nothing is retried forever.
+    Returns the number of bars the exchange has no data for."""
+    covered = storage.coverage_intervals(job.market_id, job.timeframe, a, b)
+    holes = intervals.subtract([(a, b)], covered)
+    rejected = np.array(sorted(rejected_times), dtype=np.int64)
+    no_data_bars = 0
+    for lo, hi in holes:
+        bad_inside = bool(len(rejected) and intervals.contains([(lo, hi)], rejected).any())
+        no_data = (not bad_inside) or job.kind == DownloadKind.FILL
+        why = ("the exchange returned no candles" if not bad_inside else "the exchange returned only invalid rows")
+        gap_record(market=job.market, timeframe=job.timeframe, start_ms=lo, end_ms=hi, step=step,
+                   exchange_has_no_data=no_data, job=job,
+                   detail=f"{(hi - lo) // step:,} bars missing from {ms_to_iso(lo)} to {ms_to_iso(hi)}: {why}")
+        no_data_bars += (hi - lo) // step if no_data else 0
+    return no_data_bars

@@ -1,0 +1,98 @@
+"""Timeframes and times for market data: bar lengths, grid alignment, parsing user input.
+
+Bar lengths come from the strategy library's `TIMEFRAMES` / `timeframe_ms` (one table for the
+whole platform). Times are int epoch milliseconds, UTC, everywhere in market data; a bar is
+identified by its OPEN time. Every timeframe's bars open on multiples of its length since the
+epoch, except weeks, which open on Mondays (1970-01-05), as on exchanges.
+"""
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+
+import numpy as np
+
+from apps.strategies.library.base import TIMEFRAMES, timeframe_ms
+
+__all__ = [
+    "TIMEFRAMES", "timeframe_ms", "check_timeframe", "grid_offset", "floor_time", "ceil_time", "aligned",
+    "parse_time_ms", "ms_to_datetime", "ms_to_iso", "now_ms",
+]
+
+_DAY_MS = 86_400_000
+_WEEK_OFFSET_MS = 4 * _DAY_MS  # 1970-01-01 was a Thursday; weeks open on Monday
+
+
+def check_timeframe(timeframe: str) -> int:
+    """Bar length in ms, or ValueError naming the supported timeframes."""
+    return timeframe_ms(timeframe)
+
+
+def grid_offset(timeframe: str) -> int:
+    return _WEEK_OFFSET_MS if timeframe == "1w" else 0
+
+
+def floor_time(t_ms: int, timeframe: str) -> int:
+    """Open time of the bar containing `t_ms`."""
+    step, off = timeframe_ms(timeframe), grid_offset(timeframe)
+    return (int(t_ms) - off) // step * step + off
+
+
+def ceil_time(t_ms: int, timeframe: str) -> int:
+    """First bar open time at or after `t_ms`."""
+    step = timeframe_ms(timeframe)
+    floor = floor_time(t_ms, timeframe)
+    return floor if floor == int(t_ms) else floor + step
+
+
+def aligned(times: np.ndarray, timeframe: str) -> np.ndarray:
+    """Boolean mask: which int64 ms times sit on the timeframe's grid."""
+    return (times - grid_offset(timeframe)) % timeframe_ms(timeframe) == 0
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def ms_to_datetime(t_ms: int | None) -> datetime | None:
+    return None if t_ms is None else datetime.fromtimestamp(int(t_ms) / 1000, tz=UTC)
+
+
+def ms_to_iso(t_ms: int | None) -> str | None:
+    """'2023-11-14T22:13:00Z' (seconds shown; milliseconds only when not zero)."""
+    if t_ms is None:
+        return None
+    dt = ms_to_datetime(t_ms)
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if t_ms % 1000:
+        text += f".{int(t_ms) % 1000:03d}"
+    return text + "Z"
+
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+def parse_time_ms(value) -> int:
+    """Epoch milliseconds from user input.
+
+    Accepts an int (epoch ms), a string of digits (epoch ms), an ISO-8601 date or date-time
+    ('2023-11-01', '2023-11-01T12:00', '2023-11-01 12:00:00+02:00', '...Z') or a datetime.
+    A time without an offset is UTC. Raises ValueError naming the bad value.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a time")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return int(round(dt.timestamp() * 1000))
+    if isinstance(value, date):
+        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000)
+    text = str(value).strip()
+    if _INT_RE.match(text):
+        return int(text)
+    try:
+        dt = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(f"{text!r} is neither epoch milliseconds nor an ISO-8601 time") from None
+    return parse_time_ms(dt)

@@ -1,0 +1,90 @@
+"""API: the strategy library (with parameter schemas) and strategy configurations."""
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, serializers, viewsets
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from apps.marketdata.models import Market
+from tradepulse.core.api import OwnedModelViewSet, ScopedPrimaryKeyRelatedField
+
+from . import services
+from .library import UnknownStrategy, all_strategies, get_strategy
+from .models import StrategyConfig
+
+
+def strategy_payload(cls) -> dict:
+    return cls.schema()
+
+
+class StrategySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    params = serializers.JSONField(help_text="Parameter definitions: type, default, bounds, step, choices, help.")
+    timeframes = serializers.ListField(child=serializers.CharField())
+    supports_short = serializers.BooleanField()
+
+
+class StrategyViewSet(viewsets.ViewSet):
+    """The strategy library: every registered strategy with its parameter schema."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    lookup_field = "key"
+    lookup_value_regex = "[a-z0-9_]+"
+
+    @extend_schema(responses=StrategySerializer(many=True))
+    def list(self, request):
+        return Response([strategy_payload(cls) for cls in all_strategies()])
+
+    @extend_schema(responses=StrategySerializer)
+    def retrieve(self, request, key=None):
+        try:
+            return Response(strategy_payload(get_strategy(key)))
+        except UnknownStrategy as exc:
+            raise NotFound(str(exc)) from None
+
+
+class StrategyConfigSerializer(serializers.ModelSerializer):
+    market = ScopedPrimaryKeyRelatedField(queryset=Market.objects.all())
+    market_symbol = serializers.CharField(source="market.symbol", read_only=True)
+    exchange = serializers.CharField(source="market.exchange.name", read_only=True)
+    owner = serializers.CharField(source="owner.username", read_only=True)
+
+    class Meta:
+        model = StrategyConfig
+        fields = ["id", "name", "strategy_key", "market", "market_symbol", "exchange", "timeframe", "parameters",
+                  "stage", "source", "provenance", "metrics", "notes", "owner", "created_at", "updated_at"]
+        read_only_fields = ["stage", "source", "provenance", "metrics", "owner", "created_at", "updated_at"]
+
+    def create(self, validated_data):
+        return services.config_create(owner=self.context["request"].user, reason="created through the API",
+                                      **validated_data)
+
+    def update(self, instance, validated_data):
+        fixed = sorted(set(validated_data) - set(services.EDITABLE))
+        if fixed:
+            raise serializers.ValidationError({f: "Cannot be changed after creation; create a new config." for f in fixed})
+        reason = str(self.initial_data.get("reason", "")).strip() or "changed through the API"
+        return services.config_update(config=instance, reason=reason, **validated_data)
+
+
+class StrategyConfigFilter(django_filters.FilterSet):
+    class Meta:
+        model = StrategyConfig
+        fields = ["stage", "strategy_key", "market", "timeframe", "source"]
+
+
+class StrategyConfigViewSet(OwnedModelViewSet):
+    queryset = StrategyConfig.objects.select_related("market__exchange", "owner")
+    serializer_class = StrategyConfigSerializer
+    filterset_class = StrategyConfigFilter
+    search_fields = ["name", "strategy_key", "notes"]
+    ordering_fields = ["created_at", "name", "stage"]
+
+
+def register(router):
+    router.register("strategies", StrategyViewSet, basename="strategy")
+    router.register("strategy-configs", StrategyConfigViewSet, basename="strategy-config")

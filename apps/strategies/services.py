@@ -1,0 +1,63 @@
+"""Strategy configuration state changes. Stage changes belong to apps.graduation."""
+from __future__ import annotations
+
+from django.db import transaction
+
+from apps.accounts.permissions import grant_owner
+from apps.audit.services import audit_record, diff
+
+from .models import Source, Stage, StrategyConfig
+
+
+@transaction.atomic
+def config_create(
+    *,
+    owner,
+    strategy_key: str,
+    market,
+    timeframe: str,
+    parameters: dict | None = None,
+    name: str = "",
+    notes: str = "",
+    source: str = Source.MANUAL,
+    provenance: dict | None = None,
+    metrics: dict | None = None,
+    stage: str = Stage.DISCOVERY,
+    reason: str = "",
+) -> StrategyConfig:
+    """Create a configuration; parameters are validated (and defaults filled) by the strategy."""
+    config = StrategyConfig(
+        owner=owner, strategy_key=strategy_key, market=market, timeframe=timeframe,
+        parameters=parameters or {}, notes=notes, source=source, provenance=provenance or {},
+        metrics=metrics or {}, stage=stage,
+    )
+    config.name = name or f"{strategy_key} {market.symbol} {timeframe}"
+    config.full_clean()
+    config.save()
+    grant_owner(config)
+    audit_record("strategies.config.created", target=config, reason=reason,
+                 metadata={"strategy": strategy_key, "parameters": config.parameters, "source": source,
+                           "provenance": config.provenance, "stage": stage})
+    return config
+
+
+EDITABLE = ("name", "parameters", "notes")
+
+
+@transaction.atomic
+def config_update(*, config: StrategyConfig, reason: str = "", **changes) -> StrategyConfig:
+    """Change name, parameters or notes. Parameters are re-validated; the change is audited."""
+    unknown = sorted(set(changes) - set(EDITABLE))
+    if unknown:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError({f: "This field cannot be changed here." for f in unknown})
+    config = StrategyConfig.objects.select_for_update().get(pk=config.pk)
+    before = {f: getattr(config, f) for f in EDITABLE}
+    for field, value in changes.items():
+        setattr(config, field, value)
+    config.full_clean()
+    config.save()
+    audit_record("strategies.config.updated", target=config, reason=reason,
+                 changes=diff(before, {f: getattr(config, f) for f in EDITABLE}))
+    return config

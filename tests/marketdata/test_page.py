@@ -1,0 +1,20 @@
+"""The /market-data/ page shell (its behaviour is covered by tests/browser/test_marketdata.py)."""
+from __future__ import annotations
+
+
+def test_page_renders_with_the_download_form_and_local_plotly(client, alice):
+    client.force_login(alice)
+    page = client.get("/market-data/").content.decode()
+    assert 'id="download-form"' in page and 'id="coverage"' in page and 'id="issues-table"' in page
+    assert "/static/vendor/plotly/plotly.min.js" in page and "cdn" not in page.lower()
+    assert 'class="active">Market data</a>' in page  # the nav entry lights up
+
+
+def test_a_viewer_sees_data_but_no_download_form(client, victor):
+    client.force_login(victor)
+    page = client.get("/market-data/").content.decode()
+    assert 'id="download-form"' not in page and "may look at market data but not start downloads" in page
+
+
+def test_anonymous_is_sent_to_login(client, db):
+    assert client.get("/market-data/").status_code == 302

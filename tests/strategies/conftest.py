@@ -1,0 +1,1 @@
+from tests.backtests.conftest import market  # noqa: F401  (the same file-source market with candles)
