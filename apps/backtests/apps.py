@@ -9,6 +9,7 @@ class BacktestsConfig(AppConfig):
     def ready(self):
         from tradepulse.core import events
 
-        from .models import BacktestRun
+        from .models import BacktestRun, TrainingRun
 
         events.register_model_topic("backtest", BacktestRun)
+        events.register_model_topic("training", TrainingRun)

@@ -19,4 +19,6 @@ urlpatterns = [
     path("backtests/", backtest_views.index, name="backtests"),
     path("backtests/compare/", backtest_views.compare, name="backtests-compare"),
     path("backtests/<int:pk>/", backtest_views.detail, name="backtest-detail"),
+    path("training/", backtest_views.training_index, name="training"),
+    path("training/<int:pk>/", backtest_views.training_detail, name="training-detail"),
 ]

@@ -1,0 +1,84 @@
+"""Training serializers: the API's and the live events' payloads are the same.
+
+Kept apart from api_training.py so the services (which publish with them) and the API
+(which calls the services) do not import each other.
+"""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.marketdata.models import Market
+from tradepulse.core.api import ScopedPrimaryKeyRelatedField
+
+from .models import Objective, SamplerChoice, Scheme, Sizing, TrainingRun, TrainingTrial
+
+RUN_FIELDS = ["id", "name", "owner", "state", "progress", "message", "error", "strategy_key", "market",
+              "market_symbol", "exchange", "timeframe", "start", "end", "objective", "min_trades", "sampler",
+              "n_trials", "timeout_s", "folds", "scheme", "holdout_share", "seed", "n_workers", "top_n", "cash", "fee",
+              "slippage", "sizing", "size_value", "amount_step", "min_amount", "stop_loss", "take_profit",
+              "trailing_stop", "allow_short", "study_name", "holdout_start", "trials_complete", "trials_pruned",
+              "trials_failed", "trials_done", "best_value", "best_number", "best_params", "verdict", "created_at",
+              "started_at", "finished_at", "duration_s"]
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    """A run without its (large) result: lists and live events."""
+
+    market_symbol = serializers.CharField(source="market.symbol", read_only=True)
+    exchange = serializers.CharField(source="market.exchange.name", read_only=True)
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    duration_s = serializers.FloatField(read_only=True)
+    trials_done = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = RUN_FIELDS
+        read_only_fields = fields
+
+
+class TrainingRunDetailSerializer(TrainingRunSerializer):
+    """A run with its result (folds, hold-out, DSR, PBO, candidates, configs created)."""
+
+    class Meta(TrainingRunSerializer.Meta):
+        fields = [*RUN_FIELDS, "result", "worker_reports"]
+        read_only_fields = fields
+
+
+class TrainingCreateSerializer(serializers.Serializer):
+    """What a user sends to start a training run; rules beyond shapes live in the service."""
+
+    name = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    strategy_key = serializers.CharField()
+    market = ScopedPrimaryKeyRelatedField(queryset=Market.objects.all())
+    timeframe = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    objective = serializers.ChoiceField(choices=Objective.choices, required=False)
+    min_trades = serializers.IntegerField(required=False, min_value=0)
+    sampler = serializers.ChoiceField(choices=SamplerChoice.choices, required=False)
+    n_trials = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
+    timeout_s = serializers.FloatField(required=False, allow_null=True, min_value=1)
+    folds = serializers.IntegerField(required=False, min_value=1, max_value=50)
+    scheme = serializers.ChoiceField(choices=Scheme.choices, required=False)
+    holdout_share = serializers.FloatField(required=False)
+    seed = serializers.IntegerField(required=False, allow_null=True)
+    n_workers = serializers.IntegerField(required=False, min_value=1, max_value=64)
+    top_n = serializers.IntegerField(required=False, min_value=1, max_value=50)
+    cash = serializers.FloatField(required=False, min_value=0)
+    fee = serializers.FloatField(required=False, min_value=0)
+    slippage = serializers.FloatField(required=False, min_value=0)
+    sizing = serializers.ChoiceField(choices=Sizing.choices, required=False)
+    size_value = serializers.FloatField(required=False)
+    amount_step = serializers.FloatField(required=False, min_value=0)
+    min_amount = serializers.FloatField(required=False, min_value=0)
+    stop_loss = serializers.FloatField(required=False, allow_null=True)
+    take_profit = serializers.FloatField(required=False, allow_null=True)
+    trailing_stop = serializers.FloatField(required=False, allow_null=True)
+    allow_short = serializers.BooleanField(required=False)
+
+
+class TrainingTrialSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrainingTrial
+        fields = ["number", "state", "params", "value", "folds", "bar_ranges", "pruned_reason", "worker_id",
+                  "retried_from", "started_at", "completed_at", "duration_s"]

@@ -1,0 +1,118 @@
+"""Training in a real browser: start a run from the form, watch the live trial feed fill, read
+the verdict, folds and plots, create a config from a trial."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+from playwright.sync_api import expect
+
+from apps.backtests import tasks, training_services
+from apps.backtests.models import TrainingRun
+from apps.marketdata import services as md
+from apps.strategies.models import StrategyConfig
+from tests.backtests.conftest import wave_candles
+from tests.backtests.training_fixtures import close_optuna_connections
+from tests.browser.conftest import SCREENSHOTS
+
+N_TRIALS = 16
+
+
+@pytest.fixture
+def market(live_url):
+    exchange = md.exchange_get_or_create(name="Test files")
+    market = md.market_get_or_create_for_import(exchange=exchange, symbol="WAV/USD", amount_step="0.001")
+    md.candles_ingest(market=market, timeframe="1m", rows=wave_candles(4000), source="test")
+    return market
+
+
+@pytest.fixture
+def threaded_workers(monkeypatch):
+    """Workers run in background threads (like Celery workers on queue `training`), each trial
+    slowed a little so the page watches the feed fill rather than finding it full."""
+    threads = []
+    record = training_services._record_trial
+
+    def slow_record(run, frozen):
+        time.sleep(0.15)
+        record(run, frozen)
+
+    def work(run_id, worker_id):
+        try:
+            training_services.training_execute_worker(run_id, worker_id)
+        finally:
+            connection.close()
+
+    def delay(run_id, worker_id):
+        thread = threading.Thread(target=work, args=(run_id, worker_id), daemon=True)
+        threads.append(thread)
+        thread.start()
+
+    monkeypatch.setattr(training_services, "_record_trial", slow_record)
+    monkeypatch.setattr(tasks.run_training_worker, "delay", delay)
+    yield threads
+    for thread in threads:
+        thread.join(timeout=60)
+    close_optuna_connections()
+
+
+def shot(page, name):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"training_{name}.png"), full_page=True)
+
+
+def test_start_a_run_and_watch_the_live_trial_feed(login, page, live_url, alice, market, threaded_workers):
+    login(alice)
+    page.goto(f"{live_url}/training/")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    expect(page.locator("#tr-dataset")).to_contain_text("WAV/USD · 1m (4,000 candles)")
+    expect(page.locator("#tr-gaps")).to_contain_text("No gaps")
+    page.select_option("#tr-strategy", "sma_cross")
+    expect(page.locator("#tr-space tbody")).to_contain_text("fast")
+    page.fill("#tr-trials", str(N_TRIALS))
+    page.fill("#tr-folds", "3")
+    page.fill("#tr-holdout", "20")
+    page.fill("#tr-workers", "2")
+    page.fill("#tr-min-trades", "3")
+    page.fill("#tr-top", "3")
+    page.fill("#tr-fee", "0.05")
+    shot(page, "form")
+    page.click("#tr-submit")
+
+    page.wait_for_url(f"{live_url}/training/*/")
+    run = TrainingRun.objects.get()
+    assert page.url.endswith(f"/training/{run.pk}/")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    feed = page.locator("#trial-feed tbody tr")
+    expect(feed.first).to_be_visible(timeout=30_000)
+    shot(page, "live")
+    expect(feed).to_have_count(N_TRIALS, timeout=90_000)
+    expect(page.locator("#trial-feed tbody tr.fresh").first).to_be_visible()  # rows that arrived live
+    expect(page.locator("#run-state")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("#trial-count")).to_contain_text(f"{N_TRIALS} of {N_TRIALS}")
+
+    run.refresh_from_db()
+    expect(page.locator("#verdict")).to_have_text(run.verdict["text"])
+    expect(page.locator("#verdict-reasons li")).to_have_count(len(run.verdict["reasons"]))
+    expect(page.locator("#fold-table tbody tr")).to_have_count(3)
+    expect(page.locator("#holdout-table [data-holdout=sharpe]")).to_be_visible()
+    expect(page.locator("#best-chart .main-svg").first).to_be_visible()
+    expect(page.locator("#plot-history .main-svg").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#candidates-table tbody tr")).to_have_count(len(run.result["candidates"]))
+    shot(page, "results")
+
+    configs_before = StrategyConfig.objects.count()
+    button = page.locator("#trial-feed button[data-config]").first
+    number = int(button.get_attribute("data-config"))
+    button.click()
+    expect(button).to_have_text("Config created")
+    assert StrategyConfig.objects.count() == configs_before + 1
+    assert StrategyConfig.objects.filter(provenance__training_run=run.pk, provenance__trial=number).exists()
+
+    page.goto(f"{live_url}/training/")
+    row = page.locator(f"#tr-runs tr[data-run='{run.pk}']")
+    expect(row.locator("[data-state]")).to_have_text("succeeded")
+    expect(row.locator("[data-trials]")).to_have_text(f"{N_TRIALS} / {N_TRIALS}")
+    shot(page, "list")
