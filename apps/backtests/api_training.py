@@ -19,7 +19,8 @@ from tradepulse.core.api import OwnedViewSet
 from . import training_services as services
 from .models import TrainingRun
 from .training import load_study
-from .training_serializers import (TrainingCreateSerializer, TrainingRunDetailSerializer, TrainingRunSerializer,
+from .training_serializers import (TrainingBatchSerializer, TrainingCreateSerializer, TrainingRunDetailSerializer,
+                                   TrainingRunSerializer,
                                    TrainingTrialSerializer)
 
 TRIAL_STATES = ("complete", "pruned", "fail")
@@ -34,7 +35,7 @@ PLOTS = {
 class TrainingFilter(django_filters.FilterSet):
     class Meta:
         model = TrainingRun
-        fields = ["state", "strategy_key", "market", "timeframe"]
+        fields = ["state", "strategy_key", "market", "timeframe", "batch"]
 
 
 class TrainingRunViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, OwnedViewSet):
@@ -58,6 +59,16 @@ class TrainingRunViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mix
         data.is_valid(raise_exception=True)
         run = services.training_create(owner=request.user, **data.validated_data)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=TrainingBatchSerializer, responses={201: TrainingRunSerializer(many=True)})
+    @action(detail=False, methods=["post"])
+    def batch(self, request):
+        """Start one run per strategy × market × timeframe; all are checked first, all or nothing."""
+        self.check_permissions(request)
+        data = TrainingBatchSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        runs = services.training_create_batch(owner=request.user, **data.validated_data)
+        return Response(TrainingRunSerializer(runs, many=True).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=TrainingRunSerializer)
     @action(detail=True, methods=["post"])

@@ -166,6 +166,8 @@ class TrainingRun(Job):
     allow_short = models.BooleanField(default=False)
 
     study_name = models.CharField(max_length=200, blank=True)
+    batch = models.CharField(max_length=32, blank=True, db_index=True,
+                             help_text="Runs created together (strategies × markets × timeframes) share this id.")
     holdout_start = models.DateTimeField(null=True, blank=True, help_text="Open of the first hold-out bar.")
     holdout_start_index = models.PositiveIntegerField(null=True, blank=True)
     trials_complete = models.PositiveIntegerField(default=0)

@@ -12,7 +12,7 @@ from tradepulse.core.api import ScopedPrimaryKeyRelatedField
 
 from .models import Objective, SamplerChoice, Scheme, Sizing, TrainingRun, TrainingTrial
 
-RUN_FIELDS = ["id", "name", "owner", "state", "progress", "message", "error", "strategy_key", "market",
+RUN_FIELDS = ["id", "name", "batch", "owner", "state", "progress", "message", "error", "strategy_key", "market",
               "market_symbol", "exchange", "timeframe", "start", "end", "objective", "min_trades", "sampler",
               "n_trials", "timeout_s", "folds", "scheme", "holdout_share", "seed", "n_workers", "top_n", "cash", "fee",
               "slippage", "sizing", "size_value", "amount_step", "min_amount", "stop_loss", "take_profit",
@@ -75,6 +75,33 @@ class TrainingCreateSerializer(serializers.Serializer):
     take_profit = serializers.FloatField(required=False, allow_null=True)
     trailing_stop = serializers.FloatField(required=False, allow_null=True)
     allow_short = serializers.BooleanField(required=False)
+
+
+class SeriesSerializer(serializers.Serializer):
+    market = ScopedPrimaryKeyRelatedField(queryset=Market.objects.all())
+    timeframe = serializers.CharField()
+
+
+class TrainingBatchSerializer(TrainingCreateSerializer):
+    """Several runs at once: every strategy × every series. Give `series` ([{market, timeframe}],
+    e.g. the stored data you picked) or `markets` × `timeframes` (every pairing)."""
+
+    strategy_key = None
+    market = None
+    timeframe = None
+    strategy_keys = serializers.ListField(child=serializers.CharField(), min_length=1)
+    series = SeriesSerializer(many=True, required=False)
+    markets = ScopedPrimaryKeyRelatedField(queryset=Market.objects.all(), many=True, required=False)
+    timeframes = serializers.ListField(child=serializers.CharField(), required=False)
+
+    def validate(self, attrs):
+        markets, timeframes = attrs.pop("markets", []), attrs.pop("timeframes", [])
+        series = [(s["market"], s["timeframe"]) for s in attrs.pop("series", [])]
+        series += [(market, tf) for market in markets for tf in timeframes]
+        if not series:
+            raise serializers.ValidationError({"series": "Give `series`, or `markets` and `timeframes`."})
+        attrs["series"] = series
+        return attrs
 
 
 class TrainingTrialSerializer(serializers.ModelSerializer):

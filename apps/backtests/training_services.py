@@ -121,7 +121,7 @@ def training_create(*, owner, market, timeframe: str, start: datetime, end: date
                     sampler: str = SamplerChoice.TPE, n_trials: int = 100, timeout_s: float | None = None,
                     folds: int = 5, scheme: str = Scheme.ROLLING, holdout_share: float = 0.2,
                     seed: int | None = None, n_workers: int = 1, top_n: int = 5, enqueue: bool = True,
-                    **engine) -> TrainingRun:
+                    batch: str = "", **engine) -> TrainingRun:
     """Validate, store a TrainingRun, create its optuna study and queue `n_workers` tasks.
 
     Refuses (ValidationError naming the field) unknown strategies, bad costs, unknown
@@ -129,25 +129,14 @@ def training_create(*, owner, market, timeframe: str, start: datetime, end: date
     range's bars, an empty range, and a range with gaps (naming them). The study is created
     here, once; the workers only load it.
     """
-    if start is None or end is None:
-        raise ValidationError({"start": "A training run needs a start and an end."})
-    check_training_options(objective=objective, sampler=sampler, folds=folds, scheme=scheme,
-                           holdout_share=holdout_share, n_trials=n_trials, n_workers=n_workers, top_n=top_n,
-                           min_trades=min_trades)
-    spec = training_spec(strategy_key=strategy_key, timeframe=timeframe, start_ms=_ms(start), end_ms=_ms(end),
-                         **engine)
-    total = candle_count(market, timeframe, spec.start_ms, spec.end_ms)
-    check_data(spec, total, range_gaps(market, spec))
-    try:
-        _plan(strategy_key, timeframe, total, holdout_share=holdout_share, folds=folds, scheme=scheme)
-    except ValueError as exc:
-        raise ValidationError({"folds": f"{exc} ({total} bars in the range). Pick a longer range, fewer folds "
-                                        "or a smaller hold-out."}) from None
+    spec = _validated(market=market, timeframe=timeframe, start=start, end=end, strategy_key=strategy_key,
+                      objective=objective, min_trades=min_trades, sampler=sampler, folds=folds, scheme=scheme,
+                      holdout_share=holdout_share, n_trials=n_trials, n_workers=n_workers, top_n=top_n, **engine)
     run = TrainingRun(owner=owner, market=market, timeframe=timeframe, start=start, end=end,
                       strategy_key=spec.strategy_key, objective=objective, min_trades=min_trades, sampler=sampler,
                       n_trials=n_trials, timeout_s=timeout_s, folds=folds, scheme=scheme,
                       holdout_share=holdout_share, seed=seed, n_workers=n_workers, top_n=top_n,
-                      name=name or f"train {spec.strategy_key} {market.symbol} {timeframe}",
+                      name=name or f"train {spec.strategy_key} {market.symbol} {timeframe}", batch=batch,
                       **{f: getattr(spec.engine, f) for f in ENGINE_FIELDS})
     run.full_clean()
     run.save()
@@ -174,6 +163,61 @@ def training_create(*, owner, market, timeframe: str, start: datetime, end: date
         transaction.on_commit(_enqueue)
     _publish(run, "training.run.created")
     return run
+
+
+def _validated(*, market, timeframe, start, end, strategy_key, objective, min_trades, sampler, folds, scheme,
+               holdout_share, n_trials, n_workers, top_n, **engine):
+    """Every check a run must pass before anything is stored; returns the backtest spec."""
+    if start is None or end is None:
+        raise ValidationError({"start": "A training run needs a start and an end."})
+    check_training_options(objective=objective, sampler=sampler, folds=folds, scheme=scheme,
+                           holdout_share=holdout_share, n_trials=n_trials, n_workers=n_workers, top_n=top_n,
+                           min_trades=min_trades)
+    spec = training_spec(strategy_key=strategy_key, timeframe=timeframe, start_ms=_ms(start), end_ms=_ms(end),
+                         **engine)
+    total = candle_count(market, timeframe, spec.start_ms, spec.end_ms)
+    check_data(spec, total, range_gaps(market, spec))
+    try:
+        _plan(strategy_key, timeframe, total, holdout_share=holdout_share, folds=folds, scheme=scheme)
+    except ValueError as exc:
+        raise ValidationError({"folds": f"{exc} ({total} bars in the range). Pick a longer range, fewer folds "
+                                        "or a smaller hold-out."}) from None
+    return spec
+
+
+MAX_BATCH = 50
+
+
+@transaction.atomic
+def training_create_batch(*, owner, strategy_keys: list[str], series: list[tuple], start: datetime, end: datetime,
+                          name: str = "", **options) -> list[TrainingRun]:
+    """One run per strategy × (market, timeframe) series, sharing a batch id. All or nothing:
+    every combination is checked first, and the refusal names each combination that fails."""
+    combos = [(key, market, tf) for key in dict.fromkeys(strategy_keys) for market, tf in dict.fromkeys(series)]
+    if not combos:
+        raise ValidationError({"strategy_keys": "Choose at least one strategy and one market and timeframe."})
+    if len(combos) > MAX_BATCH:
+        raise ValidationError({"strategy_keys": f"{len(combos)} combinations is more than {MAX_BATCH} at once; "
+                                                "split the request."})
+    checks = {**_OPTION_DEFAULTS, **{k: v for k, v in options.items() if k not in _RUN_ONLY}}
+    problems = []
+    for key, market, tf in combos:
+        try:
+            _validated(market=market, timeframe=tf, start=start, end=end, strategy_key=key, **checks)
+        except ValidationError as exc:
+            problems.append(f"{key} on {market.symbol} {tf}: {'; '.join(exc.messages)}")
+    if problems:
+        raise ValidationError({"combinations": problems})
+    batch = uuid.uuid4().hex
+    return [training_create(owner=owner, market=market, timeframe=tf, start=start, end=end, strategy_key=key,
+                            name=f"{name} {key} {market.symbol} {tf}".strip() if name else "", batch=batch, **options)
+            for key, market, tf in combos]
+
+
+# Defaults of training_create's search options, for validating a batch the same way.
+_OPTION_DEFAULTS = {"objective": Objective.SHARPE, "min_trades": 10, "sampler": SamplerChoice.TPE, "n_trials": 100,
+                    "folds": 5, "scheme": Scheme.ROLLING, "holdout_share": 0.2, "n_workers": 1, "top_n": 5}
+_RUN_ONLY = {"timeout_s", "seed", "enqueue"}
 
 
 # --- Worker -------------------------------------------------------------------------------------

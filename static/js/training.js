@@ -222,7 +222,15 @@
       $('#tr-dataset').innerHTML = datasets.length
         ? datasets.map((d, i) => `<option value="${i}">${TP.esc(d.exchange_name)} ${TP.esc(d.symbol)} · ${d.timeframe} (${TP.fmtNum(d.candles, 0)} candles${d.gaps.length ? `, ${d.gaps.length} gaps` : ''})</option>`).join('')
         : '<option value="">No candles stored yet — download some on the Market data page</option>';
+      $('#tr-more-strategies').innerHTML = strategies.map((s) => `<label><input type="checkbox" value="${s.key}"> ${TP.esc(s.name)}</label>`).join('');
+      $('#tr-more-datasets').innerHTML = datasets.map((d, i) => `<label><input type="checkbox" value="${i}"> ${TP.esc(d.exchange_name)} ${TP.esc(d.symbol)} · ${d.timeframe}</label>`).join('');
       renderStrategy(); renderDataset();
+    }
+    // Extra strategies and data picked for the same request: every strategy × every series.
+    function extras() {
+      const keys = [...document.querySelectorAll('#tr-more-strategies input:checked')].map((el) => el.value);
+      const series = [...document.querySelectorAll('#tr-more-datasets input:checked')].map((el) => datasets[Number(el.value)]);
+      return {keys, series};
     }
 
     $('#tr-form').onsubmit = async (e) => {
@@ -241,6 +249,20 @@
         fee: TP.pctToFraction($('#tr-fee').value), slippage: TP.pctToFraction($('#tr-slippage').value), name: $('#tr-name').value,
       };
       $('#tr-submit').disabled = true;
+      const more = extras();
+      if (more.keys.length || more.series.length) {
+        const keys = [...new Set([current.key, ...more.keys])];
+        const series = [d, ...more.series].filter((x, i, all) => all.findIndex((y) => y.market === x.market && y.timeframe === x.timeframe) === i)
+          .map((x) => ({market: x.market, timeframe: x.timeframe}));
+        const {strategy_key, market, timeframe, ...common} = body;
+        try {
+          const runs = await TP.api('/api/v1/training-runs/batch/', {method: 'POST', quiet: true, body: {...common, strategy_keys: keys, series}});
+          TP.toast(`${runs.length} training runs queued (${keys.length} strateg${keys.length > 1 ? 'ies' : 'y'} × ${series.length} data series).`, 'ok');
+          page = 1; await loadRuns();
+        } catch (err) { $('#tr-error').textContent = err.message; }
+        $('#tr-submit').disabled = false;
+        return;
+      }
       try {
         const run = await TP.api('/api/v1/training-runs/', {method: 'POST', body, quiet: true});
         TP.toast(`Training ${run.id} queued.`, 'ok');

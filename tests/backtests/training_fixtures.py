@@ -14,6 +14,7 @@ from .conftest import MIN, T0, ms_dt, wave_candles
 
 BARS = 4000
 END = T0 + BARS * MIN
+BODY_TIMES = {"start": ms_dt(T0).isoformat(), "end": ms_dt(END).isoformat()}
 
 
 def close_optuna_connections() -> None:

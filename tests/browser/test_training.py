@@ -116,3 +116,24 @@ def test_start_a_run_and_watch_the_live_trial_feed(login, page, live_url, alice,
     expect(row.locator("[data-state]")).to_have_text("succeeded")
     expect(row.locator("[data-trials]")).to_have_text(f"{N_TRIALS} / {N_TRIALS}")
     shot(page, "list")
+
+
+def test_train_several_strategies_at_once_from_the_form(login, page, live_url, alice, market, threaded_workers):
+    login(alice)
+    page.goto(f"{live_url}/training/")
+    expect(page.locator("#tr-dataset")).to_contain_text("WAV/USD")
+    page.select_option("#tr-strategy", "sma_cross")
+    for field, value in (("#tr-trials", "4"), ("#tr-folds", "2"), ("#tr-workers", "1"), ("#tr-min-trades", "3"),
+                         ("#tr-top", "2")):
+        page.fill(field, value)
+    page.click("#tr-more-strategies-box summary")
+    page.check("#tr-more-strategies input[value=ema_cross]")
+    page.check("#tr-more-strategies input[value=macd]")
+    page.click("#tr-submit")
+    expect(page.locator("#toasts")).to_contain_text("3 training runs queued (3 strategies × 1 data series)")
+    expect(page.locator("#tr-runs tbody tr")).to_have_count(3)
+    runs = list(TrainingRun.objects.all())
+    assert {r.strategy_key for r in runs} == {"sma_cross", "ema_cross", "macd"} and len({r.batch for r in runs}) == 1
+    for row in page.locator("#tr-runs tbody tr").all():
+        expect(row.locator("[data-state]")).to_have_text("succeeded", timeout=60_000)
+    shot(page, "batch")
