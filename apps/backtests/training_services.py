@@ -6,7 +6,6 @@ these functions; the optimisation and the statistics are the pure core in `train
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -29,9 +28,9 @@ from tradepulse.core.jobs import JobState
 
 from .models import Objective, SamplerChoice, Scheme, TrainingRun, TrainingTrial
 from .services import ENGINE_FIELDS, BacktestSpec, check_data, load_bars, range_gaps
-from .training import (OBJECTIVES, SAMPLERS, Evaluator, create_study, holdout_split, load_study, max_warmup,
-                       run_trials, storage_url_from_database_url, trial_record, validate_candidates)
-from .training.runner import CONFIG_ATTR, BarsObjectiveFactory
+from .training import (OBJECTIVES, SAMPLERS, create_study, holdout_split, max_warmup, run_trials,
+                       storage_url_from_database_url, trial_record)
+from .training.runner import BarsObjectiveFactory, validate_study
 from .training.walkforward import folds as make_folds
 from .training_serializers import TrainingRunSerializer
 
@@ -324,73 +323,6 @@ def _fail(run: TrainingRun, exc: Exception) -> None:
     run.finish(JobState.FAILED, error=error)
     audit_record("training.run.failed", target=run, reason=run.error)
     _publish(run, "training.run.failed")
-
-
-def validate_study(*, bars: Bars, strategy_key: str, engine_config, objective: str, min_trades: int,
-                   n_trials: int, top_n: int, warmup: int, optimise, holdout, fold_list, scheme: str,
-                   storage_url: str, study_name: str, sampler: str, seed, reports: list[dict]) -> dict:
-    """The validation half of `training.train()` on a finished study: candidates (top_n distinct
-    completed trials), folds, combined OOS, hold-out, DSR, PBO, stability, verdict. Returns the
-    same dict as `train(...).to_dict()`."""
-    started = time.monotonic()
-    study = load_study(storage_url, study_name)
-    all_trials = study.get_trials(deepcopy=False)
-    items = [trial_record(t) for t in all_trials if "discarded" not in t.user_attrs]
-    counts = {s: sum(t["state"] == s for t in items) for s in ("complete", "pruned", "fail")}
-    invalid = sum(1 for t in items if (t["pruned_reason"] or "").startswith("invalid parameters"))
-    n_tried = counts["complete"] + counts["pruned"] - invalid
-    grid_size = (study.user_attrs.get(CONFIG_ATTR) or {}).get("grid_size")
-    budget = min(n_trials, grid_size) if grid_size else n_trials
-    if counts["complete"] + counts["pruned"] >= budget:
-        status = "complete"
-    else:
-        status = "cancelled" if any(r["stop_reason"] == "cancelled" for r in reports) else "timeout"
-    complete = sorted((t for t in all_trials if t.state == TrialState.COMPLETE and t.value is not None),
-                      key=lambda t: (-t.value, t.number))
-    candidates, seen = [], set()
-    for t in complete:
-        key = tuple(sorted(t.params.items()))
-        if key not in seen:
-            seen.add(key)
-            candidates.append({"number": t.number, "params": dict(t.params), "value": t.value})
-        if len(candidates) >= top_n:
-            break
-    validation = {"candidates": [], "pbo": None, "selection_sample": None}
-    if candidates:
-        validation = validate_candidates(
-            Evaluator(bars, strategy_key, engine_config), candidates=candidates,
-            configs=[t.params for t in complete], folds=fold_list, optimise=optimise, holdout=holdout,
-            objective=objective, min_trades=min_trades, n_trials=n_tried)
-    dispose_study(study)
-    best = validation["candidates"][0] if validation["candidates"] else None
-    pbo = validation["pbo"]
-    no_candidates = {"code": "insufficient_evidence", "text": "insufficient evidence", "reasons": [
-        f"No trial completed ({counts['pruned']} pruned, {counts['fail']} failed): nothing to validate."]}
-    return {
-        "strategy": strategy_key, "timeframe": bars.timeframe, "objective": objective, "min_trades": min_trades,
-        "sampler": sampler, "pruner": "median", "seed": seed, "study_name": study_name, "status": status,
-        "engine_config": engine_config.to_dict(),
-        "period": {"start": int(bars.time[0]), "end": int(bars.time[-1]) + bars.bar_ms, "bars": len(bars)},
-        "optimisation": optimise.to_dict(),
-        "walkforward": {"scheme": scheme, "k": len(fold_list), "in_sample_bars": fold_list[0].in_sample.n_bars,
-                        "out_of_sample_bars": fold_list[0].out_of_sample.n_bars, "warmup_bars": warmup},
-        "trials": {"count": len(items), "complete": counts["complete"], "pruned": counts["pruned"],
-                   "failed": counts["fail"], "invalid": invalid, "tried": n_tried, "items": items},
-        "best": None if best is None else {"number": best["number"], "params": best["params"], "value": best["value"]},
-        "folds": best["folds"] if best else [f.to_dict() for f in fold_list],
-        "out_of_sample": best["out_of_sample"] if best else None,
-        "holdout": best["holdout"] if best else {**holdout.to_dict(), "metrics": None},
-        "dsr": best["dsr"]["value"] if best else None,
-        "pbo": None if pbo is None else pbo["pbo"],
-        "dsr_detail": best["dsr"] if best else None,
-        "pbo_detail": pbo,
-        "stability": best["stability"] if best else None,
-        "verdict": best["verdict"] if best else no_candidates,
-        "candidates": validation["candidates"],
-        "selection_sample": validation["selection_sample"],
-        "workers": reports,
-        "timings": {"validate_s": time.monotonic() - started},
-    }
 
 
 def dispose_study(study) -> None:

@@ -729,20 +729,43 @@ def train(bars, *, strategy_key: str, engine_config: EngineConfig | None = None,
                                        heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     optimise_s = time.monotonic() - started
 
+    data = validate_study(bars, strategy_key=strategy_key, engine_config=engine_config, objective=objective,
+                          min_trades=min_trades, n_trials=n_trials, top_n=top_n, warmup=warmup,
+                          optimise=optimise, holdout=holdout, fold_list=fold_list, scheme=scheme,
+                          storage_url=storage_url, study_name=study_name, sampler=sampler, seed=seed,
+                          pruner=pruner, reports=reports, thresholds=thresholds, pbo_partitions=pbo_partitions,
+                          stability_step=stability_step, heartbeat_interval=heartbeat_interval,
+                          grace_period=grace_period)
+    data["timings"] = {"optimise_s": optimise_s, **data["timings"]}
+    return TrainingResult(data)
+
+
+def validate_study(bars, *, strategy_key: str, engine_config: EngineConfig, objective: str, min_trades: int,
+                   n_trials: int, top_n: int, warmup: int, optimise, holdout, fold_list, scheme: str,
+                   storage_url: str, study_name: str, sampler: str, seed, reports: list[dict],
+                   pruner: str = "median", thresholds: Thresholds | None = None,
+                   pbo_partitions: int = DEFAULT_PBO_PARTITIONS, stability_step: float = DEFAULT_RELATIVE_STEP,
+                   heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL_S,
+                   grace_period: int = DEFAULT_GRACE_PERIOD_S) -> dict:
+    """The validation half of :func:`train` on a finished study (what the last Celery worker
+    runs): the ``top_n`` distinct completed trials by in-sample value are validated (folds,
+    combined out-of-sample, hold-out, stability, DSR, PBO, verdict). Returns the result dict of
+    ``train(...).to_dict()``, with ``timings`` holding ``validate_s`` only. ``bars`` is the
+    whole period (the hold-out included); ``reports`` are the workers' WorkerReport dicts."""
+    started = time.monotonic()
     study = load_study(storage_url, study_name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     all_trials = study.get_trials(deepcopy=False)
     items = [trial_record(t) for t in all_trials if "discarded" not in t.user_attrs]
     counts = {s: sum(t["state"] == s for t in items) for s in ("complete", "pruned", "fail")}
     invalid = sum(1 for t in items if (t["pruned_reason"] or "").startswith("invalid parameters"))
     n_tried = counts["complete"] + counts["pruned"] - invalid
-    budget = _budget(study, n_trials)
-    if counts["complete"] + counts["pruned"] >= budget:
+    if counts["complete"] + counts["pruned"] >= _budget(study, n_trials):
         status = "complete"
     else:
         status = "cancelled" if any(r["stop_reason"] == "cancelled" for r in reports) else "timeout"
-
     complete = sorted((t for t in all_trials if t.state == TrialState.COMPLETE and t.value is not None),
                       key=lambda t: (-t.value, t.number))
+    _dispose(study)
     candidates, seen = [], set()
     for t in complete:
         key = tuple(sorted(t.params.items()))
@@ -751,21 +774,16 @@ def train(bars, *, strategy_key: str, engine_config: EngineConfig | None = None,
             candidates.append({"number": t.number, "params": dict(t.params), "value": t.value})
         if len(candidates) >= top_n:
             break
-
-    started_validation = time.monotonic()
     validation = {"candidates": [], "pbo": None, "selection_sample": None}
     if candidates:
-        evaluator = Evaluator(bars, strategy_key, engine_config)
         validation = validate_candidates(
-            evaluator, candidates=candidates, configs=[t.params for t in complete], folds=fold_list,
-            optimise=optimise, holdout=holdout, objective=objective, min_trades=min_trades,
-            n_trials=n_tried, thresholds=thresholds, pbo_partitions=pbo_partitions,
-            stability_step=stability_step)
-    validate_s = time.monotonic() - started_validation
-
+            Evaluator(bars, strategy_key, engine_config), candidates=candidates,
+            configs=[t.params for t in complete], folds=fold_list, optimise=optimise, holdout=holdout,
+            objective=objective, min_trades=min_trades, n_trials=n_tried, thresholds=thresholds,
+            pbo_partitions=pbo_partitions, stability_step=stability_step)
     best = validation["candidates"][0] if validation["candidates"] else None
     pbo = validation["pbo"]
-    data = {
+    return {
         "strategy": strategy_key,
         "timeframe": bars.timeframe,
         "objective": objective,
@@ -797,6 +815,5 @@ def train(bars, *, strategy_key: str, engine_config: EngineConfig | None = None,
         "candidates": validation["candidates"],
         "selection_sample": validation["selection_sample"],
         "workers": reports,
-        "timings": {"optimise_s": optimise_s, "validate_s": validate_s},
+        "timings": {"validate_s": time.monotonic() - started},
     }
-    return TrainingResult(data)
