@@ -1,9 +1,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.utils.html import format_html
-from guardian.admin import GuardedModelAdmin
 
-from apps.accounts.permissions import visible_to
+from tradepulse.core.admin import JobAdmin
 
 from . import services, training_services
 from .models import BacktestRun, BacktestTrade, TrainingRun, TrainingTrial
@@ -21,7 +19,7 @@ class TradeInline(admin.TabularInline):
 
 
 @admin.register(BacktestRun)
-class BacktestRunAdmin(GuardedModelAdmin):
+class BacktestRunAdmin(JobAdmin):
     """Runs are created from the dashboard, the API or the `backtest` command; here they are inspected."""
 
     list_display = ("id", "name", "owner", "state", "progress_bar", "strategy_key", "market", "timeframe",
@@ -31,19 +29,6 @@ class BacktestRunAdmin(GuardedModelAdmin):
     list_select_related = ("market", "owner")
     inlines = [TradeInline]
     actions = ["cancel_runs"]
-
-    def get_queryset(self, request):
-        return visible_to(request.user, super().get_queryset(request))
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    @admin.display(description="Progress")
-    def progress_bar(self, obj):
-        return format_html('<progress value="{}" max="100"></progress> {}%', obj.progress, round(obj.progress))
 
     @admin.action(description="Cancel selected backtests")
     def cancel_runs(self, request, queryset):
@@ -65,7 +50,7 @@ class TrainingTrialInline(admin.TabularInline):
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(GuardedModelAdmin):
+class TrainingRunAdmin(JobAdmin):
     """Training runs are created from the dashboard, the API or the `train` command; here they are inspected."""
 
     list_display = ("id", "name", "owner", "state", "progress_bar", "strategy_key", "market", "timeframe",
@@ -75,19 +60,6 @@ class TrainingRunAdmin(GuardedModelAdmin):
     list_select_related = ("market", "owner")
     inlines = [TrainingTrialInline]
     actions = ["cancel_runs"]
-
-    def get_queryset(self, request):
-        return visible_to(request.user, super().get_queryset(request))
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    @admin.display(description="Progress")
-    def progress_bar(self, obj):
-        return format_html('<progress value="{}" max="100"></progress> {}%', obj.progress, round(obj.progress))
 
     @admin.display(description="Trials")
     def trials_progress(self, obj):

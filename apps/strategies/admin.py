@@ -1,21 +1,16 @@
 from django.contrib import admin
-from guardian.admin import GuardedModelAdmin
-
-from apps.accounts.permissions import visible_to
+from tradepulse.core.admin import OwnedAdmin
 
 from .models import StrategyConfig
 
 
 @admin.register(StrategyConfig)
-class StrategyConfigAdmin(GuardedModelAdmin):
+class StrategyConfigAdmin(OwnedAdmin):
     list_display = ("name", "strategy_key", "market", "timeframe", "stage", "source", "owner", "created_at")
     list_filter = ("stage", "strategy_key", "timeframe", "source")
     search_fields = ("name", "strategy_key", "market__symbol", "owner__username", "notes")
     readonly_fields = ("stage", "source", "provenance", "metrics", "created_at", "updated_at")
     list_select_related = ("market", "owner")
-
-    def get_queryset(self, request):
-        return visible_to(request.user, super().get_queryset(request))
 
     def save_model(self, request, obj, form, change):
         """Edits go through the services, so they are validated and audited like every other door."""

@@ -103,3 +103,15 @@ def test_list_query_budget(post, api, alice, django_assert_max_num_queries):
     client = api(alice)
     with django_assert_max_num_queries(10):
         assert client.get("/api/v1/backtests/").json()["count"] == 3
+
+
+def test_operator_admin_lists_runs_and_configs(post, api, client, alice, olivia):
+    run_id = post(alice).json()["id"]
+    api(alice).post(f"/api/v1/backtests/{run_id}/save-as-config/", {"name": "admin-visible"}, format="json")
+    client.force_login(olivia)
+    runs_page = client.get("/admin/backtests/backtestrun/")
+    assert runs_page.status_code == 200 and f">{run_id}<" in runs_page.content.decode()
+    assert '<progress value="100' in runs_page.content.decode()
+    assert "admin-visible" in client.get("/admin/strategies/strategyconfig/").content.decode()
+    assert client.get(f"/admin/backtests/backtestrun/{run_id}/change/").status_code == 200
+    assert client.get("/admin/backtests/backtestrun/add/").status_code == 403
