@@ -27,17 +27,9 @@ class BacktestRunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BacktestCreateSerializer(serializers.Serializer):
-    """What a user sends to start a backtest. Validation beyond shapes happens in the service."""
+class EngineFieldsSerializer(serializers.Serializer):
+    """Capital, costs, sizing and exits: the engine settings a backtest and a training run share."""
 
-    name = serializers.CharField(required=False, allow_blank=True, max_length=150)
-    strategy_key = serializers.CharField(required=False)
-    parameters = serializers.DictField(required=False)
-    config = ScopedPrimaryKeyRelatedField(queryset=StrategyConfig.objects.all(), required=False, allow_null=True)
-    market = ScopedPrimaryKeyRelatedField(queryset=Market.objects.all())
-    timeframe = serializers.CharField()
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
     cash = serializers.FloatField(required=False, min_value=0)
     fee = serializers.FloatField(required=False, min_value=0)
     slippage = serializers.FloatField(required=False, min_value=0)
@@ -49,6 +41,19 @@ class BacktestCreateSerializer(serializers.Serializer):
     take_profit = serializers.FloatField(required=False, allow_null=True)
     trailing_stop = serializers.FloatField(required=False, allow_null=True)
     allow_short = serializers.BooleanField(required=False)
+
+
+class BacktestCreateSerializer(EngineFieldsSerializer):
+    """What a user sends to start a backtest. Validation beyond shapes happens in the service."""
+
+    name = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    strategy_key = serializers.CharField(required=False)
+    parameters = serializers.DictField(required=False)
+    config = ScopedPrimaryKeyRelatedField(queryset=StrategyConfig.objects.all(), required=False, allow_null=True)
+    market = ScopedPrimaryKeyRelatedField(queryset=Market.objects.all())
+    timeframe = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
     allow_gaps = serializers.BooleanField(required=False, default=False)
 
 

@@ -306,14 +306,8 @@ def _store(run: BacktestRun, outcome: Outcome) -> None:
 @transaction.atomic
 def backtest_cancel(*, run: BacktestRun, reason: str = "") -> BacktestRun:
     """Ask a queued or running backtest to stop; a queued one is cancelled at once."""
-    if not run.is_active:
-        raise ValidationError(f"This backtest has already {run.state}; there is nothing to cancel.")
-    BacktestRun.objects.filter(pk=run.pk).update(cancel_requested=True)
-    if BacktestRun.objects.filter(pk=run.pk, state=JobState.QUEUED).exists():
-        run.refresh_from_db()
-        run.finish(JobState.CANCELLED, message="Cancelled before it started")
+    run.request_cancel("backtest")
     audit_record("backtests.run.cancel_requested", target=run, reason=reason)
-    run.refresh_from_db()
     _publish(run, "backtests.run.cancelled" if run.state == JobState.CANCELLED else "backtests.run.progress")
     return run
 

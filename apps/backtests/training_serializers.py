@@ -10,7 +10,8 @@ from rest_framework import serializers
 from apps.marketdata.models import Market
 from tradepulse.core.api import ScopedPrimaryKeyRelatedField
 
-from .models import Objective, SamplerChoice, Scheme, Sizing, TrainingRun, TrainingTrial
+from .models import Objective, SamplerChoice, Scheme, TrainingRun, TrainingTrial
+from .serializers import EngineFieldsSerializer
 
 RUN_FIELDS = ["id", "name", "batch", "owner", "state", "progress", "message", "error", "strategy_key", "market",
               "market_symbol", "exchange", "timeframe", "start", "end", "objective", "min_trades", "sampler",
@@ -44,7 +45,7 @@ class TrainingRunDetailSerializer(TrainingRunSerializer):
         read_only_fields = fields
 
 
-class TrainingCreateSerializer(serializers.Serializer):
+class TrainingCreateSerializer(EngineFieldsSerializer):
     """What a user sends to start a training run; rules beyond shapes live in the service."""
 
     name = serializers.CharField(required=False, allow_blank=True, max_length=150)
@@ -64,17 +65,6 @@ class TrainingCreateSerializer(serializers.Serializer):
     seed = serializers.IntegerField(required=False, allow_null=True)
     n_workers = serializers.IntegerField(required=False, min_value=1, max_value=64)
     top_n = serializers.IntegerField(required=False, min_value=1, max_value=50)
-    cash = serializers.FloatField(required=False, min_value=0)
-    fee = serializers.FloatField(required=False, min_value=0)
-    slippage = serializers.FloatField(required=False, min_value=0)
-    sizing = serializers.ChoiceField(choices=Sizing.choices, required=False)
-    size_value = serializers.FloatField(required=False)
-    amount_step = serializers.FloatField(required=False, min_value=0)
-    min_amount = serializers.FloatField(required=False, min_value=0)
-    stop_loss = serializers.FloatField(required=False, allow_null=True)
-    take_profit = serializers.FloatField(required=False, allow_null=True)
-    trailing_stop = serializers.FloatField(required=False, allow_null=True)
-    allow_short = serializers.BooleanField(required=False)
 
 
 class SeriesSerializer(serializers.Serializer):

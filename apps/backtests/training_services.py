@@ -395,14 +395,8 @@ def training_configs_create(*, owner, market, timeframe: str, strategy_key: str,
 def training_cancel(*, run: TrainingRun, reason: str = "") -> TrainingRun:
     """Ask a queued or running training to stop; a queued one is cancelled at once. Workers stop
     between trials; the last one validates what was found and marks the run cancelled."""
-    if not run.is_active:
-        raise ValidationError(f"This training run has already {run.state}; there is nothing to cancel.")
-    TrainingRun.objects.filter(pk=run.pk).update(cancel_requested=True)
-    if TrainingRun.objects.filter(pk=run.pk, state=JobState.QUEUED).exists():
-        run.refresh_from_db()
-        run.finish(JobState.CANCELLED, message="Cancelled before it started")
+    run.request_cancel("training run")
     audit_record("training.run.cancel_requested", target=run, reason=reason)
-    run.refresh_from_db()
     _publish(run, "training.run.cancelled" if run.state == JobState.CANCELLED else "training.run.progress")
     return run
 

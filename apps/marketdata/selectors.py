@@ -15,7 +15,7 @@ from .models import CandleCoverage, DataQualityIssue, IssueKind, Market, Retenti
 from .timeframes import check_timeframe, floor_time, ms_to_iso, now_ms, timeframe_ms
 
 __all__ = [
-    "CandleArrays", "Coverage", "Gap", "candles_as_arrays", "latest_candles", "candle_count",
+    "CandleArrays", "Coverage", "Gap", "market_by_names", "candles_as_arrays", "latest_candles", "candle_count",
     "coverage_for_market", "coverage_list", "missing_intervals", "fillable_gaps", "no_data_intervals",
     "retention_cutoff_ms",
 ]
@@ -23,6 +23,17 @@ __all__ = [
 
 def _market_id(market: Market | int) -> int:
     return market.pk if isinstance(market, Market) else int(market)
+
+
+def market_by_names(exchange: str, symbol: str) -> Market:
+    """A stored market by exchange code or name and symbol (case-insensitive). LookupError names
+    what is missing: commands turn it into their one-line error."""
+    markets = Market.objects.select_related("exchange").filter(symbol__iexact=symbol)
+    market = markets.filter(exchange__code__iexact=exchange).first() or markets.filter(
+        exchange__name__iexact=exchange).first()
+    if market is None:
+        raise LookupError(f"No stored market {symbol} on {exchange}; download or import its candles first.")
+    return market
 
 
 def candles_as_arrays(market: Market | int, timeframe: str, start_ms: int | None = None,

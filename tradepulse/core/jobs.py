@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -84,6 +85,17 @@ class Job(OwnedModel):
         if updated:
             self.refresh_from_db()
         return bool(updated)
+
+    def request_cancel(self, noun: str) -> None:
+        """Flag the job for cancellation; a queued one is cancelled at once (the work checks the
+        flag between steps). Raises ValidationError when it already finished."""
+        if not self.is_active:
+            raise ValidationError(f"This {noun} has already {self.state}; there is nothing to cancel.")
+        type(self).objects.filter(pk=self.pk).update(cancel_requested=True)
+        if type(self).objects.filter(pk=self.pk, state=JobState.QUEUED).exists():
+            self.refresh_from_db()
+            self.finish(JobState.CANCELLED, message="Cancelled before it started")
+        self.refresh_from_db()
 
     def finish(self, state: str, *, message: str = "", error: str = "", **fields) -> None:
         """Record a final state; writes only the named fields."""

@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from apps.backtests import services
-from apps.marketdata.models import Market
+from apps.marketdata.selectors import market_by_names
 from apps.marketdata.timeframes import ms_to_iso, parse_time_ms
 from tradepulse.core.commands import TradePulseCommand
 
@@ -52,7 +52,7 @@ class Command(TradePulseCommand):
             params = json.loads(o["params"])
         except json.JSONDecodeError as exc:
             raise CommandError(f"--params is not valid JSON: {exc.msg} at position {exc.pos}") from None
-        market = _market(o["exchange"], o["symbol"])
+        market = market_by_names(o["exchange"], o["symbol"])
         step = o["size_step"] if o["size_step"] is not None else float(market.amount_step or 0)
         spec = services.BacktestSpec.build(
             strategy_key=o["strategy"], parameters=params, timeframe=o["timeframe"],
@@ -106,16 +106,6 @@ class Command(TradePulseCommand):
             p = s["open_position"]
             self.say(f"open at the end: {p['side']} {p['size']} from {p['entry_price']} (unrealised {p['unrealized_pnl']:.2f})")
         self.say("timings: " + "  ".join(f"{k} {v:.3f}" for k, v in s["timings"].items()))
-
-
-def _market(exchange: str, symbol: str) -> Market:
-    market = (Market.objects.select_related("exchange")
-              .filter(exchange__code__iexact=exchange, symbol__iexact=symbol).first()
-              or Market.objects.select_related("exchange")
-              .filter(exchange__name__iexact=exchange, symbol__iexact=symbol).first())
-    if market is None:
-        raise CommandError(f"No stored market {symbol} on {exchange}; download or import its candles first.")
-    return market
 
 
 def _dt(ms: int) -> datetime:

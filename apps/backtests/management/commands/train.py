@@ -16,9 +16,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from apps.backtests import training_services as services
-from apps.backtests.management.commands.backtest import _market
 from apps.backtests.services import check_data, load_bars, range_gaps
 from apps.backtests.training import OBJECTIVES, SAMPLERS, train
+from apps.marketdata.selectors import market_by_names
 from apps.marketdata.timeframes import parse_time_ms
 from tradepulse.core.commands import TradePulseCommand
 
@@ -57,7 +57,7 @@ class Command(TradePulseCommand):
         services.check_training_options(objective=o["objective"], sampler=o["sampler"], folds=o["folds"],
                                         scheme=o["scheme"], holdout_share=o["holdout"], n_trials=o["trials"],
                                         n_workers=o["workers"], top_n=o["top"], min_trades=o["min_trades"])
-        market = _market(o["exchange"], o["symbol"])
+        market = market_by_names(o["exchange"], o["symbol"])
         spec = services.training_spec(
             strategy_key=o["strategy"], timeframe=o["timeframe"],
             start_ms=parse_time_ms(o["start"]) if o["start"] else None,
