@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from apps.backtests.engine import EngineConfig, run, simulate_arrays  # noqa: E402
-from apps.backtests.engine.sweep import param_grid, sweep  # noqa: E402
-from apps.strategies.library import Bars, get_strategy  # noqa: E402
+from quant.engine import EngineConfig, run, simulate_arrays  # noqa: E402
+from quant.engine.sweep import param_grid, sweep  # noqa: E402
+from quant.strategies import Bars, get_strategy  # noqa: E402
 
 START_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 CONFIG = EngineConfig(cash=10_000.0, fee=0.001, slippage=0.0005, stop_loss=0.02, take_profit=0.04)

@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_engine import synthetic_bars  # noqa: E402
 
-from apps.backtests.engine import EngineConfig  # noqa: E402
-from apps.backtests.training import Evaluator, train  # noqa: E402
-from apps.backtests.training.walkforward import Window  # noqa: E402
+from quant.engine import EngineConfig  # noqa: E402
+from quant.optimisation import Evaluator, train  # noqa: E402
+from quant.optimisation.walkforward import Window  # noqa: E402
 
 DB_NAME = f"tradepulse_optuna_bench_{os.getpid()}"  # per run: two benches must not drop each other's
 CONFIG = EngineConfig(cash=10_000.0, fee=0.0005, slippage=0.0002)

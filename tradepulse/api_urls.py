@@ -10,6 +10,7 @@ API_MODULES = [
     "apps.marketdata.api",
     "apps.strategies.api",
     "apps.backtests.api",
+    "apps.training.api",
     "apps.graduation.api",
     "apps.risk.api",
     "apps.trading.api",

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.marketdata",
     "apps.strategies",
     "apps.backtests",
+    "apps.training",
     "apps.graduation",
     "apps.risk",
     "apps.trading",

@@ -21,7 +21,7 @@ class MeSerializer(serializers.Serializer):
     timezone = serializers.CharField(validators=[validate_timezone], required=False)
 
     def get_sees_everything(self, user) -> bool:
-        from .permissions import sees_everything
+        from tradepulse.core.permissions import sees_everything
 
         return sees_everything(user)
 

@@ -14,11 +14,11 @@ ROLES = (ADMIN, OPERATOR, TRADER, VIEWER)
 
 # The platform's own apps. Third-party apps' permissions go to Admins only.
 PLATFORM_APPS = (
-    "accounts", "audit", "marketdata", "strategies", "backtests",
+    "accounts", "audit", "marketdata", "strategies", "backtests", "training",
     "graduation", "risk", "trading", "alerts",
 )
 # Apps whose objects a trader creates and owns.
-TRADER_WRITE_APPS = ("marketdata", "strategies", "backtests", "graduation", "risk", "trading", "alerts")
+TRADER_WRITE_APPS = ("marketdata", "strategies", "backtests", "training", "graduation", "risk", "trading", "alerts")
 # Models a trader may only read even inside those apps (shared reference data, decisions).
 TRADER_READ_ONLY_MODELS = {"exchange", "market", "candle", "retentionpolicy", "graduationpolicy"}
 # Extra custom permissions by role, as "app_label.codename"; missing ones (apps not yet

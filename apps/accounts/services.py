@@ -14,7 +14,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 from apps.audit.services import audit_record, diff
 
 from .models import ApiToken
-from .permissions import OWNER_ACTIONS, perm_name
+from tradepulse.core.permissions import OWNER_ACTIONS, perm_name
 
 User = get_user_model()
 MAX_TOKEN_DAYS = 365

@@ -9,7 +9,7 @@ from django.http import StreamingHttpResponse
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.decorators import action
 
-from apps.accounts.permissions import sees_everything
+from tradepulse.core.permissions import sees_everything
 
 from .models import AuditEvent
 

@@ -3,8 +3,8 @@ from django.core.exceptions import ValidationError
 
 from tradepulse.core.admin import JobAdmin
 
-from . import services, training_services
-from .models import BacktestRun, BacktestTrade, TrainingRun, TrainingTrial
+from . import services
+from .models import BacktestRun, BacktestTrade
 
 
 class TradeInline(admin.TabularInline):
@@ -35,44 +35,5 @@ class BacktestRunAdmin(JobAdmin):
         for run in queryset:
             try:
                 services.backtest_cancel(run=run, reason="cancelled in admin")
-            except ValidationError as exc:
-                self.message_user(request, f"{run}: {' '.join(exc.messages)}", messages.WARNING)
-
-
-class TrainingTrialInline(admin.TabularInline):
-    model = TrainingTrial
-    extra = 0
-    can_delete = False
-    max_num = 0
-    fields = ("number", "state", "params", "value", "pruned_reason", "worker_id", "duration_s")
-    readonly_fields = fields
-    show_change_link = False
-
-
-@admin.register(TrainingRun)
-class TrainingRunAdmin(JobAdmin):
-    """Training runs are created from the dashboard, the API or the `train` command; here they are inspected."""
-
-    list_display = ("id", "name", "owner", "state", "progress_bar", "strategy_key", "market", "timeframe",
-                    "trials_progress", "best_value", "verdict_text", "created_at")
-    list_filter = ("state", "strategy_key", "timeframe", "objective", "sampler")
-    search_fields = ("name", "strategy_key", "market__symbol", "owner__username", "study_name")
-    list_select_related = ("market", "owner")
-    inlines = [TrainingTrialInline]
-    actions = ["cancel_runs"]
-
-    @admin.display(description="Trials")
-    def trials_progress(self, obj):
-        return f"{obj.trials_done} / {obj.n_trials}"
-
-    @admin.display(description="Verdict")
-    def verdict_text(self, obj):
-        return (obj.verdict or {}).get("text", "—")
-
-    @admin.action(description="Cancel selected training runs")
-    def cancel_runs(self, request, queryset):
-        for run in queryset:
-            try:
-                training_services.training_cancel(run=run, reason="cancelled in admin")
             except ValidationError as exc:
                 self.message_user(request, f"{run}: {' '.join(exc.messages)}", messages.WARNING)

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from apps.strategies.api import StrategyConfigSerializer
 from tradepulse.core.api import OwnedViewSet
 
-from . import api_training, selectors, services
+from . import selectors, services
 from .models import BacktestRun
 from .serializers import BacktestCreateSerializer, BacktestRunSerializer, BacktestTradeSerializer
 
@@ -136,4 +136,3 @@ def _ids(raw: str) -> list[int]:
 
 def register(router):
     router.register("backtests", BacktestRunViewSet, basename="backtest")
-    api_training.register(router)

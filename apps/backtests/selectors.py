@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from apps.strategies.library import TIMEFRAMES
+from quant.strategies import TIMEFRAMES
 
 from .models import BacktestRun, EquityCurve
 

@@ -13,17 +13,17 @@ import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.accounts.permissions import grant_owner
+from tradepulse.core.permissions import grant_owner
 from apps.audit.services import audit_record
 from apps.marketdata.selectors import candle_count, candles_as_arrays, coverage_for_market, missing_intervals
 from apps.marketdata.timeframes import ceil_time
-from apps.strategies.library import Bars, ParameterError, UnknownStrategy, get_strategy, timeframe_ms
+from quant.strategies import Bars, ParameterError, UnknownStrategy, get_strategy, timeframe_ms
 from apps.strategies.models import Source
 from tradepulse.core import events
 from tradepulse.core.jobs import JobCancelled, JobState, Progress
 
-from . import metrics as metrics_mod
-from .engine import EngineConfig, run as engine_run, trades_as_records
+from quant import metrics as metrics_mod
+from quant.engine import EngineConfig, run as engine_run, trades_as_records
 from .models import BacktestRun, BacktestTrade, EquityCurve
 
 log = logging.getLogger(__name__)

@@ -1,16 +1,9 @@
 from celery import shared_task
 
-from . import services, training_services
+from . import services
 
 
 @shared_task(name="backtests.run", ignore_result=True, acks_late=True)
 def run_backtest(run_id: int) -> None:
     """Execute a queued backtest (queue `default`). Safe to deliver twice: the run is claimed."""
     services.backtest_execute(run_id)
-
-
-@shared_task(name="training.run_worker", ignore_result=True, acks_late=True)
-def run_training_worker(run_id: int, worker_id: str) -> None:
-    """One worker of a training run (queue `training`): claims or joins the run and runs trials
-    of its shared study; the last worker to finish validates. Safe to deliver twice."""
-    training_services.training_execute_worker(run_id, worker_id)

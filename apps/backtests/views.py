@@ -7,9 +7,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
 
-from apps.accounts.permissions import visible_to
+from tradepulse.core.permissions import visible_to
 
-from .models import BacktestRun, TrainingRun
+from .models import BacktestRun
 from .selectors import COMPARE_METRICS
 
 
@@ -33,16 +33,3 @@ def compare(request):
     except ValueError:
         ids = []
     return render(request, "backtests/compare.html", {"ids_json": json.dumps(ids), "metrics": COMPARE_METRICS})
-
-
-@login_required
-def training_index(request):
-    return render(request, "training/index.html")
-
-
-@login_required
-def training_detail(request, pk: int):
-    run = visible_to(request.user, TrainingRun.objects.filter(pk=pk)).first()
-    if run is None:
-        raise Http404("No such training run")
-    return render(request, "training/detail.html", {"run": run})

@@ -12,7 +12,7 @@ from collections import deque
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from apps.accounts.permissions import sees_everything
+from tradepulse.core.permissions import sees_everything
 from tradepulse.core import events
 
 POLICY_VIOLATION = 1008

@@ -4,6 +4,7 @@ from apps.accounts import views as account_views
 from apps.backtests import views as backtest_views
 from apps.marketdata import views as marketdata_views
 from apps.strategies import views as strategy_views
+from apps.training import views as training_views
 
 from . import views
 
@@ -19,6 +20,6 @@ urlpatterns = [
     path("backtests/", backtest_views.index, name="backtests"),
     path("backtests/compare/", backtest_views.compare, name="backtests-compare"),
     path("backtests/<int:pk>/", backtest_views.detail, name="backtest-detail"),
-    path("training/", backtest_views.training_index, name="training"),
-    path("training/<int:pk>/", backtest_views.training_detail, name="training-detail"),
+    path("training/", training_views.index, name="training"),
+    path("training/<int:pk>/", training_views.detail, name="training-detail"),
 ]

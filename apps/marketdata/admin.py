@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
-from apps.accounts.permissions import visible_to
+from tradepulse.core.permissions import visible_to
 
 from . import services
 from .exchanges import MarketDataError

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 
-from apps.strategies.library.base import TIMEFRAMES, timeframe_ms
+from quant.timeframes import TIMEFRAMES, timeframe_ms
 
 __all__ = [
     "TIMEFRAMES", "timeframe_ms", "check_timeframe", "grid_offset", "floor_time", "ceil_time", "aligned",

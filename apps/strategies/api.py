@@ -11,7 +11,7 @@ from apps.marketdata.models import Market
 from tradepulse.core.api import OwnedModelViewSet, ScopedPrimaryKeyRelatedField
 
 from . import services
-from .library import UnknownStrategy, all_strategies, get_strategy
+from quant.strategies import UnknownStrategy, all_strategies, get_strategy
 from .models import StrategyConfig
 
 

@@ -1,6 +1,6 @@
 """Strategy configurations: a library strategy, its parameters, a market and timeframe, a stage.
 
-Strategies themselves are code (apps/strategies/library), registered by key; a StrategyConfig
+Strategies themselves are code (quant/strategies), registered by key; a StrategyConfig
 is one concrete, parameterised use of a strategy that can be backtested, trained, graduated
 and deployed.
 """
@@ -11,8 +11,9 @@ from django.db import models
 
 from tradepulse.core.models import OwnedModel
 
-from .library import UnknownStrategy, get_strategy
-from .library.base import ParameterError, timeframe_ms
+from quant.strategies import UnknownStrategy, get_strategy
+from quant.strategies.base import ParameterError
+from quant.timeframes import timeframe_ms
 
 
 class Stage(models.TextChoices):

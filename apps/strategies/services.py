@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from apps.accounts.permissions import grant_owner
+from tradepulse.core.permissions import grant_owner
 from apps.audit.services import audit_record, diff
 
 from .models import Source, Stage, StrategyConfig

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import Group
 
-from apps.accounts.permissions import sees_everything
+from tradepulse.core.permissions import sees_everything
 from apps.accounts.roles import ADMIN, OPERATOR, ROLES, TRADER, VIEWER, sync_roles
 
 

@@ -5,9 +5,9 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from apps.backtests import services
-from apps.backtests.engine import EngineConfig, run as engine_run, trades_as_records
+from quant.engine import EngineConfig, run as engine_run, trades_as_records
 from apps.backtests.models import BacktestRun
-from apps.strategies.library import Bars, get_strategy
+from quant.strategies import Bars, get_strategy
 from apps.strategies.models import Source, StrategyConfig
 from tradepulse.core.jobs import JobState
 

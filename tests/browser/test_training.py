@@ -9,12 +9,12 @@ import pytest
 from django.db import connection
 from playwright.sync_api import expect
 
-from apps.backtests import tasks, training_services
-from apps.backtests.models import TrainingRun
+from apps.training import services as training_services, tasks
+from apps.training.models import TrainingRun
 from apps.marketdata import services as md
 from apps.strategies.models import StrategyConfig
 from tests.backtests.conftest import wave_candles
-from tests.backtests.training_fixtures import close_optuna_connections
+from tests.training.training_fixtures import close_optuna_connections
 from tests.browser.conftest import SCREENSHOTS
 
 N_TRIALS = 16

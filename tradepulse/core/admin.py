@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 from guardian.admin import GuardedModelAdmin
 
-from apps.accounts.permissions import visible_to
+from tradepulse.core.permissions import visible_to
 
 
 class OwnedAdmin(GuardedModelAdmin):

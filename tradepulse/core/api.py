@@ -15,7 +15,7 @@ from rest_framework import exceptions, mixins, permissions, serializers, status,
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.accounts.permissions import can, visible_to
+from tradepulse.core.permissions import can, visible_to
 from tradepulse.core import context
 
 log = logging.getLogger(__name__)

@@ -115,7 +115,7 @@ def register_topic(prefix: str, check: Callable) -> None:
 
 def register_model_topic(prefix: str, model) -> None:
     """`<prefix>-<pk>` may be joined by users who may see that object."""
-    from apps.accounts.permissions import visible_to
+    from tradepulse.core.permissions import visible_to
 
     def check(user, key: str) -> bool:
         if not key.isdigit():

@@ -24,7 +24,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.permissions import grant_owner
+from tradepulse.core.permissions import grant_owner
 from apps.audit.services import audit_record
 from tradepulse.celery import app as celery_app
 from tradepulse.core import events

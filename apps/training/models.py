@@ -1,0 +1,118 @@
+"""Training runs: an optuna study per walk-forward fold of one strategy on one market and
+timeframe, validated out of sample and on a hold-out; and the trials the live feed shows."""
+from __future__ import annotations
+
+from django.db import models
+
+from apps.backtests.models import Sizing
+from tradepulse.core.jobs import Job
+
+
+class Objective(models.TextChoices):
+    SHARPE = "sharpe", "Sharpe ratio"
+    SORTINO = "sortino", "Sortino ratio"
+    CALMAR = "calmar", "Calmar ratio"
+    PROFIT_FACTOR = "profit_factor", "Profit factor"
+    COMPOSITE = "composite", "Composite (Sharpe, Sortino, Calmar, profit factor)"
+
+
+class SamplerChoice(models.TextChoices):
+    TPE = "tpe", "TPE"
+    RANDOM = "random", "Random"
+    GRID = "grid", "Grid"
+    CMAES = "cmaes", "CMA-ES"
+
+
+class Scheme(models.TextChoices):
+    ROLLING = "rolling", "Rolling"
+    ANCHORED = "anchored", "Anchored"
+
+
+class TrainingRun(Job):
+    """An optuna study of one strategy on one market and timeframe, run by `n_workers` tasks,
+    then validated (walk-forward, hold-out, DSR, PBO) by the last worker to finish."""
+
+    name = models.CharField(max_length=150, blank=True)
+    strategy_key = models.CharField(max_length=50, db_index=True)
+    market = models.ForeignKey("marketdata.Market", on_delete=models.PROTECT, related_name="training_runs")
+    timeframe = models.CharField(max_length=4)
+    start = models.DateTimeField(help_text="First bar's open time (UTC), inclusive.")
+    end = models.DateTimeField(help_text="End of the range (UTC), exclusive.")
+
+    objective = models.CharField(max_length=16, choices=Objective.choices, default=Objective.SHARPE)
+    min_trades = models.PositiveIntegerField(default=10, help_text="Windows with fewer closed trades are penalised.")
+    sampler = models.CharField(max_length=8, choices=SamplerChoice.choices, default=SamplerChoice.TPE)
+    n_trials = models.PositiveIntegerField(default=100)
+    timeout_s = models.FloatField(null=True, blank=True, help_text="Time budget per worker, seconds.")
+    folds = models.PositiveSmallIntegerField(default=5)
+    scheme = models.CharField(max_length=8, choices=Scheme.choices, default=Scheme.ROLLING)
+    holdout_share = models.FloatField(default=0.2, help_text="Final share of the period the optimiser never sees.")
+    seed = models.BigIntegerField(null=True, blank=True)
+    n_workers = models.PositiveSmallIntegerField(default=1)
+    top_n = models.PositiveSmallIntegerField(default=5, help_text="Candidates validated and saved as configs.")
+
+    cash = models.FloatField(default=10_000.0)
+    fee = models.FloatField(default=0.001)
+    slippage = models.FloatField(default=0.0)
+    sizing = models.CharField(max_length=10, choices=Sizing.choices, default=Sizing.FRACTION)
+    size_value = models.FloatField(default=1.0)
+    amount_step = models.FloatField(default=0.0)
+    min_amount = models.FloatField(default=0.0)
+    stop_loss = models.FloatField(null=True, blank=True)
+    take_profit = models.FloatField(null=True, blank=True)
+    trailing_stop = models.FloatField(null=True, blank=True)
+    allow_short = models.BooleanField(default=False)
+
+    study_name = models.CharField(max_length=200, blank=True)
+    batch = models.CharField(max_length=32, blank=True, db_index=True,
+                             help_text="Runs created together (strategies × markets × timeframes) share this id.")
+    holdout_start = models.DateTimeField(null=True, blank=True, help_text="Open of the first hold-out bar.")
+    holdout_start_index = models.PositiveIntegerField(null=True, blank=True)
+    trials_complete = models.PositiveIntegerField(default=0)
+    trials_pruned = models.PositiveIntegerField(default=0)
+    trials_failed = models.PositiveIntegerField(default=0)
+    workers_finished = models.PositiveSmallIntegerField(default=0)
+    worker_reports = models.JSONField(default=list, blank=True)
+    validation_started_at = models.DateTimeField(null=True, blank=True)
+    best_value = models.FloatField(null=True, blank=True)
+    best_number = models.PositiveIntegerField(null=True, blank=True)
+    best_params = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, help_text="The training result (train() JSON shape).")
+    verdict = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.name or f"Training {self.pk} {self.strategy_key} {self.timeframe}"
+
+    @property
+    def trials_done(self) -> int:
+        return self.trials_complete + self.trials_pruned
+
+
+class TrainingTrial(models.Model):
+    """One finished optuna trial, written by the worker that ran it (the live feed's rows)."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="trials")
+    number = models.PositiveIntegerField()
+    state = models.CharField(max_length=10, db_index=True)
+    params = models.JSONField(default=dict)
+    value = models.FloatField(null=True, blank=True)
+    folds = models.JSONField(default=list, blank=True, help_text="Per-fold in-sample records.")
+    bar_ranges = models.JSONField(default=list, blank=True,
+                                  help_text="Bar ranges the trial read: [{fold, read_start, start, end}].")
+    pruned_reason = models.CharField(max_length=500, blank=True)
+    worker_id = models.CharField(max_length=200, blank=True)
+    retried_from = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="training_trial_unique_number")]
+
+    def __str__(self) -> str:
+        return f"Trial {self.number} of {self.run_id}"

@@ -1,0 +1,101 @@
+"""Training serializers: the API's and the live events' payloads are the same.
+
+Kept apart from api_training.py so the services (which publish with them) and the API
+(which calls the services) do not import each other.
+"""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.marketdata.models import Market
+from tradepulse.core.api import ScopedPrimaryKeyRelatedField
+
+from .models import Objective, SamplerChoice, Scheme, TrainingRun, TrainingTrial
+from apps.backtests.serializers import EngineFieldsSerializer
+
+RUN_FIELDS = ["id", "name", "batch", "owner", "state", "progress", "message", "error", "strategy_key", "market",
+              "market_symbol", "exchange", "timeframe", "start", "end", "objective", "min_trades", "sampler",
+              "n_trials", "timeout_s", "folds", "scheme", "holdout_share", "seed", "n_workers", "top_n", "cash", "fee",
+              "slippage", "sizing", "size_value", "amount_step", "min_amount", "stop_loss", "take_profit",
+              "trailing_stop", "allow_short", "study_name", "holdout_start", "trials_complete", "trials_pruned",
+              "trials_failed", "trials_done", "best_value", "best_number", "best_params", "verdict", "created_at",
+              "started_at", "finished_at", "duration_s"]
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    """A run without its (large) result: lists and live events."""
+
+    market_symbol = serializers.CharField(source="market.symbol", read_only=True)
+    exchange = serializers.CharField(source="market.exchange.name", read_only=True)
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    duration_s = serializers.FloatField(read_only=True)
+    trials_done = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = RUN_FIELDS
+        read_only_fields = fields
+
+
+class TrainingRunDetailSerializer(TrainingRunSerializer):
+    """A run with its result (folds, hold-out, DSR, PBO, candidates, configs created)."""
+
+    class Meta(TrainingRunSerializer.Meta):
+        fields = [*RUN_FIELDS, "result", "worker_reports"]
+        read_only_fields = fields
+
+
+class TrainingCreateSerializer(EngineFieldsSerializer):
+    """What a user sends to start a training run; rules beyond shapes live in the service."""
+
+    name = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    strategy_key = serializers.CharField()
+    market = ScopedPrimaryKeyRelatedField(queryset=Market.objects.all())
+    timeframe = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    objective = serializers.ChoiceField(choices=Objective.choices, required=False)
+    min_trades = serializers.IntegerField(required=False, min_value=0)
+    sampler = serializers.ChoiceField(choices=SamplerChoice.choices, required=False)
+    n_trials = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
+    timeout_s = serializers.FloatField(required=False, allow_null=True, min_value=1)
+    folds = serializers.IntegerField(required=False, min_value=1, max_value=50)
+    scheme = serializers.ChoiceField(choices=Scheme.choices, required=False)
+    holdout_share = serializers.FloatField(required=False)
+    seed = serializers.IntegerField(required=False, allow_null=True)
+    n_workers = serializers.IntegerField(required=False, min_value=1, max_value=64)
+    top_n = serializers.IntegerField(required=False, min_value=1, max_value=50)
+
+
+class SeriesSerializer(serializers.Serializer):
+    market = ScopedPrimaryKeyRelatedField(queryset=Market.objects.all())
+    timeframe = serializers.CharField()
+
+
+class TrainingBatchSerializer(TrainingCreateSerializer):
+    """Several runs at once: every strategy × every series. Give `series` ([{market, timeframe}],
+    e.g. the stored data you picked) or `markets` × `timeframes` (every pairing)."""
+
+    strategy_key = None
+    market = None
+    timeframe = None
+    strategy_keys = serializers.ListField(child=serializers.CharField(), min_length=1)
+    series = SeriesSerializer(many=True, required=False)
+    markets = ScopedPrimaryKeyRelatedField(queryset=Market.objects.all(), many=True, required=False)
+    timeframes = serializers.ListField(child=serializers.CharField(), required=False)
+
+    def validate(self, attrs):
+        markets, timeframes = attrs.pop("markets", []), attrs.pop("timeframes", [])
+        series = [(s["market"], s["timeframe"]) for s in attrs.pop("series", [])]
+        series += [(market, tf) for market in markets for tf in timeframes]
+        if not series:
+            raise serializers.ValidationError({"series": "Give `series`, or `markets` and `timeframes`."})
+        attrs["series"] = series
+        return attrs
+
+
+class TrainingTrialSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrainingTrial
+        fields = ["number", "state", "params", "value", "folds", "bar_ranges", "pruned_reason", "worker_id",
+                  "retried_from", "started_at", "completed_at", "duration_s"]

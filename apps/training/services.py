@@ -1,0 +1,426 @@
+"""Training runs: create (validate, store, create the optuna study, queue the workers), the
+worker body (claim or join, run trials, record each, validate when the last worker finishes),
+cancel, and configs from trials. The API, the admin, the tasks and the `train` command call
+these functions; the optimisation and the statistics are the pure core in `training/`.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connections, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from optuna.trial import TrialState
+
+from tradepulse.core.permissions import grant_owner
+from apps.audit.services import audit_record
+from apps.marketdata.selectors import candle_count
+from quant.strategies import Bars, get_strategy
+from apps.strategies.models import Source, Stage
+from apps.strategies.services import config_create
+from tradepulse.core import events
+from tradepulse.core.jobs import JobState
+
+from .models import Objective, SamplerChoice, Scheme, TrainingRun, TrainingTrial
+from apps.backtests.services import ENGINE_FIELDS, BacktestSpec, check_data, load_bars, range_gaps
+from quant.optimisation import (OBJECTIVES, SAMPLERS, create_study, holdout_split, max_warmup, run_trials,
+                       storage_url_from_database_url, trial_record)
+from quant.optimisation.runner import BarsObjectiveFactory, validate_study
+from quant.optimisation.walkforward import folds as make_folds
+from .serializers import TrainingRunSerializer
+
+log = logging.getLogger(__name__)
+
+OPTUNA_SCHEMA = "optuna"
+# Lets operators (and the test suite) find optuna's pooled connections in pg_stat_activity.
+OPTUNA_APPLICATION_NAME = "tradepulse-optuna"
+ROBUST = "likely_robust"
+# Share of the progress bar given to the trials; validation takes the rest.
+TRIALS_SHARE = 90.0
+
+
+# --- Storage ------------------------------------------------------------------------------------
+def optuna_storage_url() -> str:
+    """SQLAlchemy URL of optuna's storage, from the live Django connection settings.
+
+    PostgreSQL: the same database as Django (in tests: the test database), schema `optuna`
+    (created by migration 0004). SQLite: an embedded `<VAR_DIR>/optuna.sqlite3` (one worker;
+    SQLite serialises writers).
+    """
+    db = connections["default"].settings_dict
+    if db["ENGINE"].endswith("postgresql"):
+        auth = quote(db.get("USER") or "", safe="")
+        if db.get("PASSWORD"):
+            auth += ":" + quote(db["PASSWORD"], safe="")
+        host = db.get("HOST") or "localhost"
+        port = f":{db['PORT']}" if db.get("PORT") else ""
+        url = f"postgresql://{auth}{'@' if auth else ''}{host}{port}/{db['NAME']}"
+        url = storage_url_from_database_url(url, schema=OPTUNA_SCHEMA)
+        return url + "&application_name=" + OPTUNA_APPLICATION_NAME
+    return f"sqlite:///{(settings.VAR_DIR / 'optuna.sqlite3').resolve()}"
+
+
+# --- Plan: hold-out and folds -------------------------------------------------------------------
+def _plan(strategy_key: str, timeframe: str, n_or_bars, *, holdout_share: float, folds: int, scheme: str):
+    """(warmup, optimise window, hold-out window, folds) for `n_or_bars`; ValueError if impossible."""
+    warmup = max_warmup(get_strategy(strategy_key), timeframe)
+    optimise, holdout = holdout_split(n_or_bars, holdout_share, warmup_bars=warmup)
+    optimise_part = n_or_bars[:optimise.end] if isinstance(n_or_bars, Bars) else optimise.end
+    fold_list = make_folds(optimise_part, k=folds, scheme=scheme, warmup_bars=warmup)
+    return warmup, optimise, holdout, fold_list
+
+
+def _ms(dt: datetime | None) -> int | None:
+    return None if dt is None else int(dt.timestamp() * 1000)
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def training_spec(*, strategy_key: str, timeframe: str, start_ms=None, end_ms=None, **engine) -> BacktestSpec:
+    """The strategy/engine part of a run validated like a backtest's (default parameters)."""
+    return BacktestSpec.build(strategy_key=strategy_key, parameters={}, timeframe=timeframe, start_ms=start_ms,
+                              end_ms=end_ms, **engine)
+
+
+def check_training_options(*, objective: str, sampler: str, folds: int, scheme: str, holdout_share: float,
+                           n_trials: int, n_workers: int, top_n: int, min_trades: int) -> None:
+    """Refuse options the core would refuse, naming the field."""
+    errors = {}
+    if objective not in OBJECTIVES:
+        errors["objective"] = f"Unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}."
+    if sampler not in SAMPLERS:
+        errors["sampler"] = f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}."
+    if scheme not in Scheme.values:
+        errors["scheme"] = f"Unknown walk-forward scheme {scheme!r}; choose rolling or anchored."
+    if not isinstance(folds, int) or not 1 <= folds <= 50:
+        errors["folds"] = f"Folds must be a whole number from 1 to 50, got {folds!r}."
+    if isinstance(holdout_share, bool) or not isinstance(holdout_share, (int, float)) or not 0 < holdout_share < 0.9:
+        errors["holdout_share"] = (f"The hold-out share must be a fraction above 0 and below 0.9 "
+                                   f"(0.2 = the last 20 % of the period), got {holdout_share!r}.")
+    for name, value in (("n_trials", n_trials), ("n_workers", n_workers), ("top_n", top_n)):
+        if not isinstance(value, int) or value < 1:
+            errors[name] = f"{name} must be a positive whole number, got {value!r}."
+    if not isinstance(min_trades, int) or min_trades < 0:
+        errors["min_trades"] = f"min_trades must be a whole number >= 0, got {min_trades!r}."
+    if errors:
+        raise ValidationError(errors)
+
+
+# --- Create -------------------------------------------------------------------------------------
+@transaction.atomic
+def training_create(*, owner, market, timeframe: str, start: datetime, end: datetime, strategy_key: str,
+                    name: str = "", objective: str = Objective.SHARPE, min_trades: int = 10,
+                    sampler: str = SamplerChoice.TPE, n_trials: int = 100, timeout_s: float | None = None,
+                    folds: int = 5, scheme: str = Scheme.ROLLING, holdout_share: float = 0.2,
+                    seed: int | None = None, n_workers: int = 1, top_n: int = 5, enqueue: bool = True,
+                    batch: str = "", **engine) -> TrainingRun:
+    """Validate, store a TrainingRun, create its optuna study and queue `n_workers` tasks.
+
+    Refuses (ValidationError naming the field) unknown strategies, bad costs, unknown
+    objective/sampler/scheme, a hold-out share outside (0, 0.9), folds that do not fit the
+    range's bars, an empty range, and a range with gaps (naming them). The study is created
+    here, once; the workers only load it.
+    """
+    spec = _validated(market=market, timeframe=timeframe, start=start, end=end, strategy_key=strategy_key,
+                      objective=objective, min_trades=min_trades, sampler=sampler, folds=folds, scheme=scheme,
+                      holdout_share=holdout_share, n_trials=n_trials, n_workers=n_workers, top_n=top_n, **engine)
+    run = TrainingRun(owner=owner, market=market, timeframe=timeframe, start=start, end=end,
+                      strategy_key=spec.strategy_key, objective=objective, min_trades=min_trades, sampler=sampler,
+                      n_trials=n_trials, timeout_s=timeout_s, folds=folds, scheme=scheme,
+                      holdout_share=holdout_share, seed=seed, n_workers=n_workers, top_n=top_n,
+                      name=name or f"train {spec.strategy_key} {market.symbol} {timeframe}", batch=batch,
+                      **{f: getattr(spec.engine, f) for f in ENGINE_FIELDS})
+    run.full_clean()
+    run.save()
+    run.study_name = f"run-{run.pk}-{run.strategy_key}-{market.symbol}-{timeframe}-{uuid.uuid4().hex[:8]}"
+    run.save(update_fields=["study_name"])
+    try:
+        dispose_study(create_study(optuna_storage_url(), run.study_name, sampler=sampler, seed=seed,
+                              strategy_key=run.strategy_key))
+    except ValueError as exc:
+        raise ValidationError({"sampler": str(exc)}) from None
+    grant_owner(run)
+    audit_record("training.run.created", target=run,
+                 metadata={"strategy": run.strategy_key, "market": market.symbol, "timeframe": timeframe,
+                           "start": start, "end": end, "objective": objective, "sampler": sampler,
+                           "n_trials": n_trials, "folds": folds, "holdout_share": holdout_share,
+                           "n_workers": n_workers, "study": run.study_name})
+    if enqueue:
+        from .tasks import run_training_worker
+
+        def _enqueue():
+            for i in range(run.n_workers):
+                run_training_worker.delay(run.pk, f"run-{run.pk}-w{i}")
+
+        transaction.on_commit(_enqueue)
+    _publish(run, "training.run.created")
+    return run
+
+
+def _validated(*, market, timeframe, start, end, strategy_key, objective, min_trades, sampler, folds, scheme,
+               holdout_share, n_trials, n_workers, top_n, **engine):
+    """Every check a run must pass before anything is stored; returns the backtest spec."""
+    if start is None or end is None:
+        raise ValidationError({"start": "A training run needs a start and an end."})
+    check_training_options(objective=objective, sampler=sampler, folds=folds, scheme=scheme,
+                           holdout_share=holdout_share, n_trials=n_trials, n_workers=n_workers, top_n=top_n,
+                           min_trades=min_trades)
+    spec = training_spec(strategy_key=strategy_key, timeframe=timeframe, start_ms=_ms(start), end_ms=_ms(end),
+                         **engine)
+    total = candle_count(market, timeframe, spec.start_ms, spec.end_ms)
+    check_data(spec, total, range_gaps(market, spec))
+    try:
+        _plan(strategy_key, timeframe, total, holdout_share=holdout_share, folds=folds, scheme=scheme)
+    except ValueError as exc:
+        raise ValidationError({"folds": f"{exc} ({total} bars in the range). Pick a longer range, fewer folds "
+                                        "or a smaller hold-out."}) from None
+    return spec
+
+
+MAX_BATCH = 50
+
+
+@transaction.atomic
+def training_create_batch(*, owner, strategy_keys: list[str], series: list[tuple], start: datetime, end: datetime,
+                          name: str = "", **options) -> list[TrainingRun]:
+    """One run per strategy × (market, timeframe) series, sharing a batch id. All or nothing:
+    every combination is checked first, and the refusal names each combination that fails."""
+    combos = [(key, market, tf) for key in dict.fromkeys(strategy_keys) for market, tf in dict.fromkeys(series)]
+    if not combos:
+        raise ValidationError({"strategy_keys": "Choose at least one strategy and one market and timeframe."})
+    if len(combos) > MAX_BATCH:
+        raise ValidationError({"strategy_keys": f"{len(combos)} combinations is more than {MAX_BATCH} at once; "
+                                                "split the request."})
+    checks = {**_OPTION_DEFAULTS, **{k: v for k, v in options.items() if k not in _RUN_ONLY}}
+    problems = []
+    for key, market, tf in combos:
+        try:
+            _validated(market=market, timeframe=tf, start=start, end=end, strategy_key=key, **checks)
+        except ValidationError as exc:
+            problems.append(f"{key} on {market.symbol} {tf}: {'; '.join(exc.messages)}")
+    if problems:
+        raise ValidationError({"combinations": problems})
+    batch = uuid.uuid4().hex
+    return [training_create(owner=owner, market=market, timeframe=tf, start=start, end=end, strategy_key=key,
+                            name=f"{name} {key} {market.symbol} {tf}".strip() if name else "", batch=batch, **options)
+            for key, market, tf in combos]
+
+
+# Defaults of training_create's search options, for validating a batch the same way.
+_OPTION_DEFAULTS = {"objective": Objective.SHARPE, "min_trades": 10, "sampler": SamplerChoice.TPE, "n_trials": 100,
+                    "folds": 5, "scheme": Scheme.ROLLING, "holdout_share": 0.2, "n_workers": 1, "top_n": 5}
+_RUN_ONLY = {"timeout_s", "seed", "enqueue"}
+
+
+# --- Worker -------------------------------------------------------------------------------------
+def _spec_for_run(run: TrainingRun) -> BacktestSpec:
+    return training_spec(strategy_key=run.strategy_key, timeframe=run.timeframe, start_ms=_ms(run.start),
+                         end_ms=_ms(run.end), **{f: getattr(run, f) for f in ENGINE_FIELDS})
+
+
+def _cancel_requested(run_id: int) -> bool:
+    return TrainingRun.objects.filter(pk=run_id).filter(Q(cancel_requested=True) | ~Q(state=JobState.RUNNING)).exists()
+
+
+def _record_trial(run: TrainingRun, frozen) -> None:
+    """Store one finished trial, bump the counters and best-so-far, publish the live event."""
+    rec = trial_record(frozen)
+    TrainingTrial.objects.update_or_create(run=run, number=rec["number"], defaults={
+        "state": rec["state"], "params": rec["params"], "value": rec["value"], "folds": rec["folds"],
+        "bar_ranges": frozen.user_attrs.get("bar_ranges", []), "pruned_reason": (rec["pruned_reason"] or "")[:500],
+        "worker_id": rec["worker_id"] or "", "retried_from": rec["retried_from"],
+        "started_at": _dt(rec["started_at"]), "completed_at": _dt(rec["completed_at"]),
+        "duration_s": rec["duration_s"]})
+    counter = {TrialState.COMPLETE: "trials_complete", TrialState.PRUNED: "trials_pruned"}.get(
+        frozen.state, "trials_failed")
+    TrainingRun.objects.filter(pk=run.pk).update(**{counter: F(counter) + 1}, heartbeat_at=timezone.now())
+    if rec["state"] == "complete" and rec["value"] is not None:
+        TrainingRun.objects.filter(pk=run.pk).filter(Q(best_value__isnull=True) | Q(best_value__lt=rec["value"])) \
+            .update(best_value=rec["value"], best_number=rec["number"], best_params=rec["params"])
+    run.refresh_from_db(fields=["trials_complete", "trials_pruned", "trials_failed", "best_value", "best_number",
+                                "best_params"])
+    progress = round(TRIALS_SHARE * min(run.trials_done / max(run.n_trials, 1), 1.0), 1)
+    message = f"{run.trials_done} of {run.n_trials} trials"
+    TrainingRun.objects.filter(pk=run.pk).update(progress=progress, message=message)
+    run.progress, run.message = progress, message
+    best = None if run.best_number is None else {"number": run.best_number, "value": run.best_value,
+                                                 "params": run.best_params}
+    events.publish("training.trial.finished",
+                   {"run": run.pk, "trial": rec, "best": best, "progress": progress, "n_trials": run.n_trials,
+                    "trials_done": run.trials_done, "trials_complete": run.trials_complete,
+                    "trials_pruned": run.trials_pruned},
+                   users=[run.owner_id], topics=[f"training-{run.pk}"])
+
+
+def training_execute_worker(run_id: int, worker_id: str) -> TrainingRun | None:
+    """The task body. The first worker claims the run (QUEUED → RUNNING), later ones join it.
+
+    Loads the run's candles once, hands only the optimisation range to the optimiser and runs
+    trials until the study's budget is reached, the time budget passes or the run is
+    cancelled. The last worker to finish (decided under a row lock) validates and finishes
+    the run. Returns None when there was nothing to do.
+    """
+    run = TrainingRun.objects.select_related("market").get(pk=run_id)
+    if run.claim():
+        _publish(run, "training.run.started")
+    else:
+        run.refresh_from_db()  # another worker may have claimed it since we read it: join
+        if run.state != JobState.RUNNING:
+            return None  # finished or cancelled already: a late or redelivered task
+    try:
+        bars = load_bars(run.market, _spec_for_run(run))
+        warmup, optimise, holdout, fold_list = _plan(run.strategy_key, run.timeframe, bars,
+                                                     holdout_share=run.holdout_share, folds=run.folds,
+                                                     scheme=run.scheme)
+        if run.holdout_start_index is None:
+            TrainingRun.objects.filter(pk=run.pk).update(holdout_start=_dt(holdout.start_ms),
+                                                         holdout_start_index=holdout.start)
+        # The optimiser's objective holds the optimisation bars only: no hold-out bar in memory.
+        factory = BarsObjectiveFactory(bars[:optimise.end], run.strategy_key, _spec_for_run(run).engine,
+                                       objective=run.objective, min_trades=run.min_trades, folds=fold_list)
+        report = run_trials(optuna_storage_url(), run.study_name, factory, n_trials_total=run.n_trials,
+                            timeout_s=run.timeout_s, worker_id=worker_id,
+                            should_stop=lambda: _cancel_requested(run.pk),
+                            on_trial_finished=lambda frozen: _record_trial(run, frozen))
+    except Exception as exc:  # noqa: BLE001 - stored for the user, logged with traceback for us
+        log.exception("training %s worker %s failed", run.pk, worker_id)
+        _fail(run, exc)
+        return run
+    with transaction.atomic():
+        locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        locked.worker_reports = [*locked.worker_reports, report.to_dict()]
+        locked.workers_finished += 1
+        last = (locked.workers_finished >= locked.n_workers and locked.state == JobState.RUNNING
+                and locked.validation_started_at is None)
+        if last:
+            locked.validation_started_at = timezone.now()
+        locked.save(update_fields=["worker_reports", "workers_finished", "validation_started_at", "updated_at"])
+    if not last:
+        return locked
+    run.refresh_from_db()
+    try:
+        _finalise(run, bars, warmup, optimise, holdout, fold_list)
+    except Exception as exc:  # noqa: BLE001
+        log.exception("training %s validation failed", run.pk)
+        _fail(run, exc)
+    return run
+
+
+def _fail(run: TrainingRun, exc: Exception) -> None:
+    run.refresh_from_db()
+    if not run.is_active:
+        return
+    error = "; ".join(exc.messages) if isinstance(exc, ValidationError) else (
+        f"{exc}" if isinstance(exc, ValueError) else
+        f"Internal error ({type(exc).__name__}); the details are in the server log.")
+    run.finish(JobState.FAILED, error=error)
+    audit_record("training.run.failed", target=run, reason=run.error)
+    _publish(run, "training.run.failed")
+
+
+def dispose_study(study) -> None:
+    """Close the study's pooled connections now rather than at garbage collection."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    engine = getattr(backend, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
+def _finalise(run: TrainingRun, bars, warmup, optimise, holdout, fold_list) -> None:
+    TrainingRun.objects.filter(pk=run.pk).update(progress=TRIALS_SHARE, message="Validating the best candidates")
+    run.progress, run.message = TRIALS_SHARE, "Validating the best candidates"
+    _publish(run, "training.run.progress")
+    result = validate_study(
+        bars=bars, strategy_key=run.strategy_key, engine_config=_spec_for_run(run).engine, objective=run.objective,
+        min_trades=run.min_trades, n_trials=run.n_trials, top_n=run.top_n, warmup=warmup, optimise=optimise,
+        holdout=holdout, fold_list=fold_list, scheme=run.scheme, storage_url=optuna_storage_url(),
+        study_name=run.study_name, sampler=run.sampler, seed=run.seed, reports=run.worker_reports)
+    cancelled = result["status"] == "cancelled" or run.cancel_requested
+    with transaction.atomic():
+        configs = [] if cancelled else training_configs_create(
+            owner=run.owner, market=run.market, timeframe=run.timeframe, strategy_key=run.strategy_key,
+            result=result, provenance={"training_run": run.pk}, label=f"training {run.pk}")
+        result["configs_created"] = [c.pk for c in configs]
+        best = result["best"] or {}
+        done = f"{result['trials']['count']} trials · {result['verdict']['text']}"
+        run.finish(JobState.CANCELLED if cancelled else JobState.SUCCEEDED,
+                   message=("Cancelled · " if cancelled else "") + done, result=result, verdict=result["verdict"],
+                   best_value=best.get("value", run.best_value), best_number=best.get("number", run.best_number),
+                   best_params=best.get("params", run.best_params))
+        audit_record("training.run.finished", target=run,
+                     metadata={"status": result["status"], "verdict": result["verdict"]["code"],
+                               "dsr": result["dsr"], "pbo": result["pbo"], "configs": result["configs_created"]})
+        _publish(run, "training.run.cancelled" if cancelled else "training.run.finished")
+
+
+def candidate_metrics(candidate: dict, result: dict) -> dict:
+    """Every metric a config created from a validated candidate carries."""
+    return {"objective": result["objective"], "in_sample_value": candidate["value"],
+            "in_sample": candidate.get("in_sample"),
+            "out_of_sample": (candidate.get("out_of_sample") or {}).get("metrics"),
+            "holdout": (candidate.get("holdout") or {}).get("metrics"),
+            "folds": [{"index": f.get("index"), "in_sample": f["in_sample"].get("metrics"),
+                       "out_of_sample": f["out_of_sample"].get("metrics")} for f in candidate.get("folds") or []],
+            "dsr": (candidate.get("dsr") or {}).get("value"), "pbo": result.get("pbo"),
+            "stability": candidate.get("stability"), "verdict": candidate.get("verdict")}
+
+
+def training_configs_create(*, owner, market, timeframe: str, strategy_key: str, result: dict,
+                            provenance: dict, label: str) -> list:
+    """The validated candidates become StrategyConfigs: VALIDATION when their verdict is
+    "likely robust" (the graduation policy's bar for leaving discovery), else DISCOVERY."""
+    configs = []
+    for cand in result.get("candidates") or []:
+        code = (cand.get("verdict") or {}).get("code")
+        configs.append(config_create(
+            owner=owner, strategy_key=strategy_key, market=market, timeframe=timeframe,
+            parameters=cand["params"],
+            name=f"{strategy_key} {market.symbol} {timeframe} ({label}, trial {cand['number']})",
+            source=Source.TRAINING, provenance={**provenance, "trial": cand["number"]},
+            metrics={"training": candidate_metrics(cand, result)},
+            stage=Stage.VALIDATION if code == ROBUST else Stage.DISCOVERY,
+            reason=f"{label}: candidate {cand.get('rank')} ({(cand.get('verdict') or {}).get('text', 'no verdict')})"))
+    return configs
+
+
+# --- Cancel and configs -------------------------------------------------------------------------
+@transaction.atomic
+def training_cancel(*, run: TrainingRun, reason: str = "") -> TrainingRun:
+    """Ask a queued or running training to stop; a queued one is cancelled at once. Workers stop
+    between trials; the last one validates what was found and marks the run cancelled."""
+    run.request_cancel("training run")
+    audit_record("training.run.cancel_requested", target=run, reason=reason)
+    _publish(run, "training.run.cancelled" if run.state == JobState.CANCELLED else "training.run.progress")
+    return run
+
+
+def training_create_config_from_trial(*, run: TrainingRun, number: int, owner, name: str = ""):
+    """Any completed trial's parameters become a DISCOVERY StrategyConfig with provenance."""
+    trial = TrainingTrial.objects.filter(run=run, number=number).first()
+    if trial is None:
+        raise ValidationError({"trial": f"Training run {run.pk} has no finished trial {number}."})
+    if trial.state != "complete":
+        raise ValidationError({"trial": f"Trial {number} was {trial.state}; only a completed trial can become a "
+                                        "configuration."})
+    candidate = next((c for c in (run.result or {}).get("candidates") or [] if c["number"] == number), None)
+    metrics = candidate_metrics(candidate, run.result) if candidate else {
+        "objective": run.objective, "in_sample_value": trial.value, "folds": trial.folds}
+    return config_create(owner=owner, strategy_key=run.strategy_key, market=run.market, timeframe=run.timeframe,
+                         parameters=trial.params,
+                         name=name or f"{run.strategy_key} {run.market.symbol} {run.timeframe} (training {run.pk}, "
+                                      f"trial {number})",
+                         source=Source.TRAINING, provenance={"training_run": run.pk, "trial": number},
+                         metrics={"training": metrics}, stage=Stage.DISCOVERY,
+                         reason=f"created from trial {number} of training {run.pk}")
+
+
+def _publish(run: TrainingRun, event_type: str) -> None:
+    events.publish(event_type, TrainingRunSerializer(run).data, users=[run.owner_id], topics=[f"training-{run.pk}"])
+
