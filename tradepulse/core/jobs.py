@@ -40,11 +40,14 @@ class Job(OwnedModel):
     progress = models.FloatField(default=0.0, help_text="Percent complete, 0–100.")
     message = models.CharField(max_length=500, blank=True, help_text="What the job is doing now.")
     error = models.TextField(blank=True, help_text="Human-readable reason for a failure.")
+    error_code = models.CharField(max_length=40, blank=True,
+                                  help_text="Machine-readable kind of failure (from the job type's error map).")
     cancel_requested = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, help_text="The process running (or last running) it.")
 
     # A running job whose heartbeat is older than this is presumed dead and may be re-claimed.
     STALE_AFTER = timedelta(minutes=2)
