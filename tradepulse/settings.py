@@ -126,10 +126,18 @@ EMBEDDED = REDIS_URL is None  # one process: in-memory broker, worker threads, c
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Each websocket consumer waits on a blocking read of channels_redis (BZPOPMIN, 5 s). Since
+    # redis-py 8, sockets time out after 5 s by default, which killed every idle connection with
+    # 1011 after ~5 s. The socket timeout must exceed the blocking read; it stays finite so a
+    # Redis that stops answering is still noticed.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("TRADEPULSE_CHANNEL_PREFIX", "asgi")},
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5,
+                           "health_check_interval": 30}],
+                "prefix": env_str("TRADEPULSE_CHANNEL_PREFIX", "asgi"),
+            },
         }
     }
 else:

@@ -4,7 +4,8 @@
  * TP.subscribe(topic)   follow a topic (e.g. "backtest-42"); re-joined after every reconnect
  * TP.onResync(fn)       run after a reconnect, to re-read state missed while offline
  * TP.api(path, opts)    fetch JSON with CSRF; errors shown as a toast with the request id
- * Connection indicator: green = live, amber = connecting/reconnecting, red = offline.
+ * Connection indicator: green = live, amber = connecting/reconnecting, red = offline or signed
+ * out (the server closed with 4401: no more retries, a "Log in again" link instead).
  */
 (function () {
   'use strict';
@@ -46,21 +47,37 @@
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     socket = new WebSocket(`${scheme}://${location.host}/ws/events/`);
     socket.onopen = () => {
-      attempt = 0;
-      setConn('live', 'Live');
       topics.forEach((t) => socket.send(JSON.stringify({action: 'subscribe', topic: t})));
-      if (everConnected) resyncs.forEach((fn) => { try { fn(); } catch (e) { console.error(e); } });
-      everConnected = true;
     };
     socket.onmessage = (ev) => { try { dispatch(JSON.parse(ev.data)); } catch (e) { console.error(e); } };
     socket.onclose = (ev) => {
-      if (ev.code === 1008) { setConn('offline', 'Signed out'); return; }
+      // 4400-4499: the server refused us (4401 = not signed in); retrying cannot help.
+      if (ev.code >= 4400 && ev.code < 4500) { refused(ev.code); return; }
       attempt += 1;
       // Exponential backoff with jitter, capped at 30 s.
       const delay = Math.min(30000, 1000 * 2 ** Math.min(attempt - 1, 5)) * (0.75 + Math.random() * 0.5);
       setConn(attempt > 3 ? 'offline' : 'connecting', attempt > 3 ? `Offline — retrying in ${Math.round(delay / 1000)} s` : 'Reconnecting…');
       retryTimer = setTimeout(connect, delay);
     };
+  }
+
+  function refused(code) {
+    socket = null;
+    const signedOut = code === 4401;
+    setConn(signedOut ? 'signed-out' : 'offline', signedOut ? 'Signed out' : 'Not allowed');
+    const box = document.getElementById('toasts');
+    if (!box || document.getElementById('signed-out')) return;
+    const div = document.createElement('div');
+    div.id = 'signed-out';
+    div.className = 'toast toast-bad';
+    div.setAttribute('role', 'alert');
+    div.textContent = signedOut ? 'You are signed out: live updates have stopped. '
+      : 'The server refused live updates for this session. ';
+    const link = document.createElement('a');
+    link.href = (body.dataset.loginUrl || '/login/') + '?next=' + encodeURIComponent(location.pathname + location.search);
+    link.textContent = 'Log in again';
+    div.appendChild(link);
+    box.appendChild(div);
   }
 
   function csrfToken() {
@@ -161,6 +178,13 @@
     get state() { const el = document.getElementById('conn'); return el ? el.dataset.state : null; },
   };
   TP.on('*', feed);
+  // Live only once the server greets a signed-in user; an open socket may still be refused (4401).
+  TP.on('system.hello', () => {
+    attempt = 0;
+    setConn('live', 'Live');
+    if (everConnected) resyncs.forEach((fn) => { try { fn(); } catch (e) { console.error(e); } });
+    everConnected = true;
+  });
   TP.on('system.error', (m) => toast(m.data.message, 'bad'));
   TP.on('alerts.alert.raised', (m) => toast(`${m.data.severity || 'alert'}: ${m.data.message || ''}`, m.data.severity === 'critical' ? 'bad' : 'info'));
   if (body.dataset.authenticated === '1') connect();

@@ -25,12 +25,39 @@ async def _connect(user=None) -> WebsocketCommunicator:
     return communicator
 
 
-async def test_anonymous_connection_is_closed_with_policy_code(db):
+async def test_anonymous_connection_is_closed_with_signed_out_code(db):
     communicator = await _connect(None)
     error = await communicator.receive_json_from()
-    assert error["type"] == "system.error"
+    assert error["type"] == "system.error" and "Log in" in error["data"]["message"]
     closed = await communicator.receive_output()
-    assert closed == {"type": "websocket.close", "code": 1008}
+    # daphne refuses 1008 from an application ("invalid close code"); 4000-4999 is ours.
+    assert closed == {"type": "websocket.close", "code": 4401}
+
+
+async def test_malformed_frames_get_an_error_and_the_connection_stays(alice):
+    ws = await _connect(alice)
+    await ws.receive_json_from()
+    for frame in ["not json", "[1, 2]", '"text"', "{", "x" * 5000]:
+        await ws.send_to(text_data=frame)
+        error = await ws.receive_json_from(timeout=3)
+        assert error["type"] == "system.error" and "Not a valid message" in error["data"]["message"], frame
+        await ws.send_json_to({"action": "ping"})
+        assert (await ws.receive_json_from(timeout=3))["type"] == "system.pong"
+    await ws.disconnect()
+
+
+async def test_odd_topics_are_refused_and_the_connection_stays(alice):
+    ws = await _connect(alice)
+    await ws.receive_json_from()
+    for topic in ["backtest-\u00b2", "backtest-\u0663", "system x", "user-", None, 42, {"a": 1},
+                  "backtest-" + "9" * 200, "user-0"]:
+        await ws.send_json_to({"action": "subscribe", "topic": topic})
+        error = await ws.receive_json_from(timeout=3)
+        assert error["type"] == "system.error", topic
+        assert "Not a valid topic" in error["data"]["message"] or "Not allowed" in error["data"]["message"]
+    await ws.send_json_to({"action": "subscribe", "topic": "system"})
+    assert (await ws.receive_json_from(timeout=3))["type"] == "system.subscribed"
+    await ws.disconnect()
 
 
 async def test_user_receives_own_events_only(alice, bob):
@@ -84,4 +111,14 @@ async def test_event_is_sent_only_after_the_transaction_commits(alice):
 
     await sync_to_async(publish_then_roll_back)()
     assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
+
+
+async def test_idle_connection_outlives_every_timeout_then_gets_the_event(alice):
+    """Held idle longer than the channel layer's blocking read and the Redis socket timeout."""
+    ws = await _connect(alice)
+    await ws.receive_json_from()
+    assert await ws.receive_nothing(timeout=12, interval=0.5)  # no close, no crash while idle
+    await sync_to_async(events.publish)("tests.thing.happened", {"n": 3}, users=[alice.pk], ops=False)
+    assert (await ws.receive_json_from(timeout=3))["data"] == {"n": 3}
     await ws.disconnect()
