@@ -16,6 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradepulse.settings")
 app = Celery("tradepulse")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.autodiscover_tasks(["tradepulse.core"])  # jobs.recover_lost: the core is not an installed app
 
 _TOKENS: dict[str, object] = {}
 

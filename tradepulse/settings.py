@@ -148,8 +148,25 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None  # results live in our Job rows, not in the broker
 CELERY_TASK_ALWAYS_EAGER = env_bool("TRADEPULSE_CELERY_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_TASK_ACKS_LATE = True  # a task killed mid-way is redelivered; tasks are idempotent
+# Crash policy. A task is acknowledged when it ends, so a worker killed mid-way leaves its
+# message unacknowledged and the broker hands it out again; tasks claim their Job row with a
+# conditional UPDATE, so a second delivery of a live job does nothing. A pool child that dies is
+# rejected back to the queue at once (reject_on_worker_lost). A whole worker lost with its
+# messages is seen by the Job heartbeat: beat re-queues or fails its jobs within
+# TRADEPULSE_JOB_STALE_AFTER_S (+ the recovery period); the broker's own redelivery of an
+# unacknowledged Redis message (visibility_timeout) is only the backstop for a message that died
+# before its job was claimed. It must exceed every countdown/ETA we use (none today).
+CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("TRADEPULSE_BROKER_VISIBILITY_TIMEOUT_S", 900, minimum=60),
+}
+TRADEPULSE_JOB_HEARTBEAT_S = env_int("TRADEPULSE_JOB_HEARTBEAT_S", 10, minimum=1)
+TRADEPULSE_JOB_STALE_AFTER_S = env_int("TRADEPULSE_JOB_STALE_AFTER_S", 60, minimum=2)
+TRADEPULSE_JOB_RECOVER_EVERY_S = env_int("TRADEPULSE_JOB_RECOVER_EVERY_S", 15, minimum=1)
+if TRADEPULSE_JOB_STALE_AFTER_S < 2 * TRADEPULSE_JOB_HEARTBEAT_S:
+    raise ImproperlyConfigured("TRADEPULSE_JOB_STALE_AFTER_S must be at least twice TRADEPULSE_JOB_HEARTBEAT_S "
+                               "(else live jobs look dead)")
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
@@ -314,6 +331,7 @@ LOGGING = {
 
 CELERY_BEAT_SCHEDULE = {
     "publish-system-health": {"task": "dashboard.publish_health", "schedule": 30.0},
+    "recover-lost-jobs": {"task": "jobs.recover_lost", "schedule": float(TRADEPULSE_JOB_RECOVER_EVERY_S)},
 }
 
 if TESTING:

@@ -61,8 +61,9 @@ def audit_record(
     via = ""
     if actor is not None:
         label = actor.get_username()
-    elif actor_id is not None and label.startswith("system:"):
-        # A worker acting on behalf of a person: the person is the actor, the worker the means.
+    elif actor_id is not None and ":" in label:
+        # A worker or command ("system:…", "command:…"; usernames have no colon) acting on behalf
+        # of a person: the person is the actor, the worker or command the means.
         via, label = label, _username(actor_id) or label
     event = AuditEvent(
         actor_id=actor_id,

@@ -9,6 +9,7 @@ class BacktestsConfig(AppConfig):
     def ready(self):
         from tradepulse.core import events
 
+        from . import tasks  # noqa: F401  (registers the task and, through services, the job type)
         from .models import BacktestRun
 
         events.register_model_topic("backtest", BacktestRun)

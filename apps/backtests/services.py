@@ -19,12 +19,13 @@ from apps.marketdata.selectors import candle_count, candles_as_arrays, coverage_
 from apps.marketdata.timeframes import ceil_time
 from quant.strategies import Bars, ParameterError, UnknownStrategy, get_strategy, timeframe_ms
 from apps.strategies.models import Source
-from tradepulse.core import events
-from tradepulse.core.jobs import JobCancelled, JobState, Progress
+from tradepulse.core import events, jobrunner
+from tradepulse.core.jobs import JobState
 
 from quant import metrics as metrics_mod
 from quant.engine import EngineConfig, run as engine_run, trades_as_records
 from .models import BacktestRun, BacktestTrade, EquityCurve
+from .serializers import BacktestRunSerializer
 
 log = logging.getLogger(__name__)
 
@@ -218,9 +219,7 @@ def backtest_create(*, owner, market, timeframe: str, start: datetime, end: date
                  metadata={"strategy": run.strategy_key, "parameters": run.parameters, "market": market.symbol,
                            "timeframe": timeframe, "start": start, "end": end})
     if enqueue:
-        from .tasks import run_backtest
-
-        transaction.on_commit(lambda: run_backtest.delay(run.pk))
+        transaction.on_commit(lambda: jobrunner.enqueue(JOB, run.pk))
     _publish(run, "backtests.run.created")
     return run
 
@@ -231,57 +230,56 @@ def _check_range(market, spec: BacktestSpec) -> None:
 
 
 def backtest_execute(run_id: int) -> BacktestRun | None:
-    """The task body: claim the run, compute it and store the result. Idempotent.
+    """The task body (and the command's, inline): run the backtest through the job runner, which
+    claims it, records the outcome, audits and publishes. Idempotent.
 
     Returns None when the run was already taken or finished by someone else.
     """
-    run = BacktestRun.objects.select_related("market").get(pk=run_id)
-    if not run.claim():
-        return None
-    _publish(run, "backtests.run.started")
+    return jobrunner.run_job(JOB.name, run_id)
+
+
+def _work(job: jobrunner.JobRun) -> jobrunner.Done:
+    """Load → signals → engine → metrics → store, with a stage-based progress bar."""
+    run: BacktestRun = job.job
     started = time.perf_counter()
-    try:
-        spec = spec_for_run(run)
+    spec = spec_for_run(run)
+    progress = job.progress(100)
+    stages = {"load": (5, "Loading candles"), "signals": (30, "Computing signals"),
+              "engine": (55, "Simulating trades"), "store": (85, "Storing results")}
 
-        progress = Progress(run, 100, on_emit=lambda job, _fields: _publish(job, "backtests.run.progress"))
-        stages = {"load": (5, "Loading candles"), "signals": (30, "Computing signals"),
-                  "engine": (55, "Simulating trades"), "store": (85, "Storing results")}
+    def step(name):
+        pct, text = stages[name]
+        progress.set(pct, message=text, force=True)
 
-        def step(name):
-            pct, text = stages[name]
-            progress.set(pct, message=text, force=True)
+    step("load")
+    t0 = time.perf_counter()
+    bars = load_bars(run.market, spec)
+    load_s = time.perf_counter() - t0
+    outcome = backtest_compute(spec, bars, gaps=range_gaps(run.market, spec), on_step=step)
+    step("store")
+    t0 = time.perf_counter()
+    _store(run, outcome)
+    outcome.timings.update(load_s=load_s, store_s=time.perf_counter() - t0, total_s=time.perf_counter() - started)
+    return jobrunner.Done(
+        message=f"{len(outcome.trades)} trades",
+        fields=dict(metrics=outcome.metrics, timings=_round(outcome.timings), final_equity=outcome.final_equity,
+                    open_position=outcome.open_position, candle_count=outcome.candle_count,
+                    fingerprint=outcome.fingerprint, skipped_entries=outcome.skipped_entries, gaps=outcome.gaps),
+        audit={"trades": len(outcome.trades), "final_equity": outcome.final_equity,
+               "fingerprint": outcome.fingerprint})
 
-        step("load")
-        t0 = time.perf_counter()
-        bars = load_bars(run.market, spec)
-        load_s = time.perf_counter() - t0
-        outcome = backtest_compute(spec, bars, gaps=range_gaps(run.market, spec), on_step=step)
-        step("store")
-        t0 = time.perf_counter()
-        _store(run, outcome)
-        outcome.timings.update(load_s=load_s, store_s=time.perf_counter() - t0,
-                               total_s=time.perf_counter() - started)
-        run.finish(JobState.SUCCEEDED, message=f"{len(outcome.trades)} trades",
-                   metrics=outcome.metrics, timings=_round(outcome.timings), final_equity=outcome.final_equity,
-                   open_position=outcome.open_position, candle_count=outcome.candle_count,
-                   fingerprint=outcome.fingerprint, skipped_entries=outcome.skipped_entries, gaps=outcome.gaps)
-        audit_record("backtests.run.finished", target=run,
-                     metadata={"trades": len(outcome.trades), "final_equity": outcome.final_equity,
-                               "fingerprint": outcome.fingerprint})
-        _publish(run, "backtests.run.finished")
-    except JobCancelled:
-        run.finish(JobState.CANCELLED, message="Cancelled")
-        _publish(run, "backtests.run.cancelled")
-    except ValidationError as exc:
-        run.finish(JobState.FAILED, error="; ".join(exc.messages))
-        audit_record("backtests.run.failed", target=run, reason=run.error)
-        _publish(run, "backtests.run.failed")
-    except Exception as exc:  # noqa: BLE001 - stored for the user, logged with traceback for us
-        log.exception("backtest %s failed", run.pk)
-        run.finish(JobState.FAILED, error=f"Internal error ({type(exc).__name__}); the details are in the server log.")
-        audit_record("backtests.run.failed", target=run, reason=run.error)
-        _publish(run, "backtests.run.failed")
-    return run
+
+def _serialize(run: BacktestRun) -> dict:
+    return BacktestRunSerializer(run).data
+
+
+JOB = jobrunner.register(jobrunner.JobType(
+    name="backtests.run", model=BacktestRun, work=_work, serialize=_serialize, audit=audit_record,
+    task="backtests.run", select_related=("market__exchange", "owner"),
+    errors={ValidationError: ("invalid", lambda exc: "; ".join(exc.messages))},
+    # Safe to run again from the start: storing a result replaces what a dead run left behind.
+    requeue_when_lost=True,
+))
 
 
 def _round(timings: dict) -> dict:
@@ -325,6 +323,4 @@ def backtest_save_as_config(*, run: BacktestRun, owner, name: str = "", notes: s
 
 
 def _publish(run: BacktestRun, event_type: str) -> None:
-    from .serializers import BacktestRunSerializer
-
-    events.publish(event_type, BacktestRunSerializer(run).data, users=[run.owner_id], topics=[f"backtest-{run.pk}"])
+    events.publish_for(run, event_type, _serialize(run))

@@ -273,7 +273,7 @@
     refreshTimer = setTimeout(() => { loadCoverage(); loadIssues(); }, 300);
   }
 
-  ['progress', 'finished', 'failed', 'cancelled'].forEach((kind) =>
+  ['started', 'progress', 'finished', 'failed', 'cancelled'].forEach((kind) =>
     TP.on(`marketdata.download.${kind}`, (m) => upsertJob(m.data, true)));
   TP.onResync(() => { loadJobs(); loadCoverage(); loadIssues(); });
 

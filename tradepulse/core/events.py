@@ -17,6 +17,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from guardian.shortcuts import get_users_with_perms
 
 import json
 
@@ -78,6 +79,22 @@ def publish(
     return message
 
 
+def audience(obj) -> list[int]:
+    """Ids of the users who may see `obj`: its owner and every active user holding an object
+    permission on it (directly or through a group, django-guardian)."""
+    users = [obj.owner_id] if getattr(obj, "owner_id", None) else []
+    shared = get_users_with_perms(obj, with_group_users=True).filter(is_active=True).values_list("pk", flat=True)
+    return list(dict.fromkeys([*users, *shared]))
+
+
+def publish_for(obj, event_type: str, data: dict) -> dict:
+    """Send an object's event to everyone who may see it: the owner, users it is shared with,
+    operators, and subscribers of its topic (`<prefix>-<pk>` from `register_model_topic`)."""
+    prefix = _model_topics.get(type(obj))
+    topics = [f"{prefix}-{obj.pk}"] if prefix else []
+    return publish(event_type, data, users=audience(obj), topics=topics, ops=True)
+
+
 def send_now(groups: list[str], message: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
@@ -107,6 +124,7 @@ def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
 # --- Topics -----------------------------------------------------------------------------------
 # prefix -> check(user, key) -> bool. Apps register theirs in AppConfig.ready().
 _topic_checks: dict[str, Callable] = {}
+_model_topics: dict[type, str] = {}  # model -> its topic prefix, for publish_for
 
 
 def register_topic(prefix: str, check: Callable) -> None:
@@ -123,6 +141,7 @@ def register_model_topic(prefix: str, model) -> None:
         return visible_to(user, model.objects.filter(pk=int(key))).exists()
 
     register_topic(prefix, check)
+    _model_topics[model] = prefix
 
 
 def may_subscribe(user, topic: str) -> bool:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Coalesce
@@ -31,6 +32,11 @@ ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
 FINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
+def stale_after() -> timedelta:
+    """A running job whose heartbeat is older than this is presumed dead (settings, seconds)."""
+    return timedelta(seconds=settings.TRADEPULSE_JOB_STALE_AFTER_S)
+
+
 class JobCancelled(Exception):
     """Raised inside the work when the job's cancel flag was set; the task marks it cancelled."""
 
@@ -49,9 +55,6 @@ class Job(OwnedModel):
     attempts = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True, help_text="The process running (or last running) it.")
 
-    # A running job whose heartbeat is older than this is presumed dead and may be re-claimed.
-    STALE_AFTER = timedelta(minutes=2)
-
     class Meta:
         abstract = True
 
@@ -66,13 +69,19 @@ class Job(OwnedModel):
         end = self.finished_at or timezone.now()
         return (end - self.started_at).total_seconds()
 
-    def claim(self) -> bool:
-        """Atomically move QUEUED (or a RUNNING job whose worker died) to RUNNING.
+    @property
+    def is_lost(self) -> bool:
+        """Running, but its worker has not been heard of for longer than the threshold."""
+        last = self.heartbeat_at or self.started_at
+        return self.state == JobState.RUNNING and last is not None and last < timezone.now() - stale_after()
+
+    def claim(self, *, worker: str = "") -> bool:
+        """Atomically move QUEUED (or a RUNNING job whose worker died) to RUNNING, held by `worker`.
 
         Returns False when another worker holds it or it is finished: the caller does nothing.
         """
         now = timezone.now()
-        stale = now - self.STALE_AFTER
+        stale = now - stale_after()
         claimable = models.Q(state=JobState.QUEUED) | models.Q(state=JobState.RUNNING, heartbeat_at__lt=stale)
         updated = (
             type(self)
@@ -83,6 +92,8 @@ class Job(OwnedModel):
                 heartbeat_at=now,
                 attempts=models.F("attempts") + 1,
                 error="",
+                error_code="",
+                worker=worker,
             )
         )
         if updated:

@@ -26,9 +26,8 @@ from django.utils import timezone
 
 from tradepulse.core.permissions import grant_owner
 from apps.audit.services import audit_record
-from tradepulse.celery import app as celery_app
-from tradepulse.core import events
-from tradepulse.core.jobs import FINAL_STATES, Job, JobCancelled, JobState, Progress
+from tradepulse.core import events, jobrunner
+from tradepulse.core.jobs import FINAL_STATES, JobCancelled, JobState, Progress
 
 from .. import exchanges, intervals, selectors, storage
 from ..models import DownloadJob, DownloadKind, DownloadLease, Market
@@ -47,12 +46,11 @@ TASK_NAME = "marketdata.download"
 # --- events --------------------------------------------------------------------------------------
 
 def _publish(job: DownloadJob, event: str = "progress") -> None:
-    events.publish(f"marketdata.download.{event}", DownloadJobSerializer(job).data,
-                   users=[job.owner_id], topics=[f"download-{job.pk}"])
+    events.publish_for(job, f"marketdata.download.{event}", DownloadJobSerializer(job).data)
 
 
 def _enqueue(job_id: int) -> None:
-    celery_app.tasks[TASK_NAME].delay(job_id)
+    jobrunner.enqueue(JOB, job_id)
 
 
 # --- start / cancel / retry ------------------------------------------------------------------------
@@ -120,14 +118,13 @@ def download_retry(*, job: DownloadJob, reason: str = "") -> DownloadJob:
     """Queue a failed or cancelled job again (or one whose worker died): it resumes from what is
     stored, keeping its counters."""
     job = DownloadJob.objects.select_for_update().select_related("market__exchange", "owner").get(pk=job.pk)
-    stale = job.state == JobState.RUNNING and job.heartbeat_at and job.heartbeat_at < timezone.now() - Job.STALE_AFTER
-    if job.state not in (JobState.FAILED, JobState.CANCELLED) and not stale:
+    if job.state not in (JobState.FAILED, JobState.CANCELLED) and not job.is_lost:
         raise ValidationError(f"Download #{job.pk} is {job.state}; only failed or cancelled downloads can be retried.")
-    job.state, job.cancel_requested, job.error = JobState.QUEUED, False, ""
+    job.state, job.cancel_requested, job.error, job.error_code = JobState.QUEUED, False, "", ""
     job.finished_at, job.eta_seconds, job.candles_per_second = None, None, 0.0
-    job.message = "Queued again"
-    job.save(update_fields=["state", "cancel_requested", "error", "finished_at", "eta_seconds", "candles_per_second",
-                            "message", "updated_at"])
+    job.message, job.worker = "Queued again", ""
+    job.save(update_fields=["state", "cancel_requested", "error", "error_code", "finished_at", "eta_seconds",
+                            "candles_per_second", "message", "worker", "updated_at"])
     audit_record("marketdata.download.retried", target=job, reason=reason)
     _publish(job)
     transaction.on_commit(lambda: _enqueue(job.pk))
@@ -185,58 +182,34 @@ class _Stats:
 def download_run(*, job_id: int, on_progress: Callable[[DownloadJob], None] | None = None) -> DownloadJob:
     """Run a queued download job to its end (the task and `download_candles` call this).
 
-    Claims the job (a second delivery of the same task does nothing), takes the series lease,
-    pages through fetch_ohlcv over what is missing, stores each page, reports progress at most a
-    few times a second, and finishes as succeeded, failed (with the reason in `error`) or
-    cancelled. Never raises for exchange problems: they end up in the job.
+    The job runner claims the job (a second delivery of the same task does nothing); the work
+    takes the series lease, pages through fetch_ohlcv over what is missing, stores each page,
+    reports progress at most a few times a second; the job finishes as succeeded, failed (with
+    the reason in `error`) or cancelled. Never raises for exchange problems: they end up in the
+    job. `on_progress(job)` is called on every published change (the command's progress bar).
     """
-    job = DownloadJob.objects.select_related("market__exchange", "owner").get(pk=job_id)
-    if not job.claim():
+    job = jobrunner.run_job(JOB.name, job_id, on_progress=on_progress)
+    if job is None:
+        job = DownloadJob.objects.select_related("market__exchange", "owner").get(pk=job_id)
         log.info("download #%s not claimed (state %s)", job.pk, job.state)
-        return job
-    job.market = Market.objects.select_related("exchange").get(pk=job.market_id)
-    job.message = "Starting"
-    _publish(job)
+    return job
 
-    def emit(j: DownloadJob, _fields: dict) -> None:
-        _publish(j)
-        if on_progress:
-            on_progress(j)
 
+def _work(run: jobrunner.JobRun) -> jobrunner.Done:
+    job: DownloadJob = run.job
     box: dict = {}
 
-    def counters() -> dict:
+    def final_fields() -> dict:  # a failed or cancelled run keeps the counters it reached
         stats = box.get("stats")
-        return {k: v for k, v in stats.fields().items() if k != "eta_seconds"} if stats else {}
+        fields = {k: v for k, v in stats.fields().items() if k != "eta_seconds"} if stats else {}
+        return {**fields, "eta_seconds": None}
 
+    run.final_fields = final_fields
     try:
-        summary = _run(job, emit, box)
-    except JobCancelled:
-        job.refresh_from_db()
-        fields = counters()
-        job.finish(JobState.CANCELLED, message=f"Cancelled after {fields.get('rows_stored', job.rows_stored):,} "
-                                               "candles stored", eta_seconds=None, **fields)
-        audit_record("marketdata.download.cancelled", target=job, metadata=_counters(job))
-        _publish(job, "cancelled")
-    except exchanges.MarketDataError as exc:
-        job.finish(JobState.FAILED, message="Failed", error=exc.message, eta_seconds=None, **counters())
-        audit_record("marketdata.download.failed", target=job, reason=exc.message, metadata=_counters(job))
-        _publish(job, "failed")
-    except Exception as exc:
-        log.exception("download #%s crashed", job.pk)
-        job.finish(JobState.FAILED, message="Failed", error=f"Internal error ({type(exc).__name__}): {exc}"[:1000],
-                   eta_seconds=None, **counters())
-        audit_record("marketdata.download.failed", target=job, reason=job.error, metadata=_counters(job))
-        _publish(job, "failed")
-    else:
-        job.finish(JobState.SUCCEEDED, message=summary, eta_seconds=0.0)
-        audit_record("marketdata.download.finished", target=job, metadata=_counters(job))
-        _publish(job, "finished")
+        summary = _run(job, run, box)
     finally:
         DownloadLease.objects.filter(market_id=job.market_id, timeframe=job.timeframe, holder=job).update(holder=None)
-    if on_progress:
-        on_progress(job)
-    return job
+    return jobrunner.Done(message=summary, fields={"eta_seconds": 0.0})
 
 
 def _counters(job: DownloadJob) -> dict:
@@ -255,10 +228,8 @@ def _take_lease(job: DownloadJob) -> None:
     while True:
         with transaction.atomic():
             lease = DownloadLease.objects.select_for_update().get(market_id=job.market_id, timeframe=job.timeframe)
-            holder = DownloadJob.objects.filter(pk=lease.holder_id).only("state", "heartbeat_at").first()
-            stale = timezone.now() - Job.STALE_AFTER
-            if (holder is None or holder.pk == job.pk or holder.state != JobState.RUNNING
-                    or (holder.heartbeat_at is not None and holder.heartbeat_at < stale)):
+            holder = DownloadJob.objects.filter(pk=lease.holder_id).only("state", "heartbeat_at", "started_at").first()
+            if holder is None or holder.pk == job.pk or holder.state != JobState.RUNNING or holder.is_lost:
                 lease.holder, lease.acquired_at = job, timezone.now()
                 lease.save(update_fields=["holder", "acquired_at"])
                 return
@@ -275,14 +246,14 @@ def _take_lease(job: DownloadJob) -> None:
         time.sleep(LEASE_POLL_S)
 
 
-def _run(job: DownloadJob, emit, box: dict) -> str:
+def _run(job: DownloadJob, run: jobrunner.JobRun, box: dict) -> str:
     market, tf = job.market, job.timeframe
     step = check_timeframe(tf)
     _take_lease(job)
     missing = selectors.missing_intervals(market, tf, job.start_ms, job.end_ms)
     total = job.total_candles or (job.end_ms - job.start_ms) // step
     stats = box["stats"] = _Stats(job, total)
-    progress = Progress(job, total, on_emit=emit, extra=stats.fields)
+    progress = run.progress(total, extra=stats.fields)
     stats.progress = progress
     already = total - intervals.total(missing) // step  # a resumed job's bar continues where it was
     if not missing:
@@ -361,3 +332,15 @@ def _record_holes(job: DownloadJob, a: int, b: int, step: int, rejected_times: l
                    detail=f"{(hi - lo) // step:,} bars missing from {ms_to_iso(lo)} to {ms_to_iso(hi)}: {why}")
         no_data_bars += (hi - lo) // step if no_data else 0
     return no_data_bars
+
+
+JOB = jobrunner.register(jobrunner.JobType(
+    name="marketdata.download", model=DownloadJob, work=_work, task=TASK_NAME, audit=audit_record,
+    serialize=lambda job: DownloadJobSerializer(job).data, select_related=("market__exchange", "owner"),
+    errors={exchanges.MarketDataError: ("exchange", lambda exc: exc.message),
+            ValidationError: ("invalid", lambda exc: "; ".join(exc.messages))},
+    # A dead worker's download continues from the last stored candle: nothing is fetched or stored twice.
+    requeue_when_lost=True,
+    audit_metadata=lambda job: _counters(job),
+    cancelled_message=lambda job: f"Cancelled after {job.rows_stored:,} candles stored",
+))

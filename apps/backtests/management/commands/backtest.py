@@ -4,7 +4,9 @@
         --exchange binance --symbol BTC/USDT --timeframe 1h --start 2024-01-01 --end 2024-06-01 --json
 
 Runs in this process through the same service as the dashboard and the API. With
-`--save-as USER` the run is also stored (and shown on the dashboard) as that user's.
+`--save-as USER` the run is a BacktestRun of that user's (shown on the dashboard, audited with
+USER as the actor by way of this command), run inline through the job runner; the summary is
+then the stored row's, with its id as `saved_run`.
 """
 from __future__ import annotations
 
@@ -16,9 +18,12 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from apps.backtests import services
-from apps.marketdata.selectors import market_by_names
+from apps.backtests.models import BacktestRun
+from apps.marketdata.selectors import coverage_for_market, market_by_names
 from apps.marketdata.timeframes import ms_to_iso, parse_time_ms
+from tradepulse.core import context
 from tradepulse.core.commands import TradePulseCommand
+from tradepulse.core.jobs import JobState
 
 
 class Command(TradePulseCommand):
@@ -62,6 +67,10 @@ class Command(TradePulseCommand):
             amount_step=step, stop_loss=o["stop_loss"], take_profit=o["take_profit"],
             trailing_stop=o["trailing_stop"], allow_short=o["allow_short"],
         )
+        if o["save_as"]:
+            summary = self._run_saved(o["save_as"], market, spec)
+            self._print(summary)
+            return summary
         t0 = time.perf_counter()
         bars = services.load_bars(market, spec)
         load_s = time.perf_counter() - t0
@@ -77,23 +86,31 @@ class Command(TradePulseCommand):
             "max_drawdown": outcome.metrics["max_drawdown"], "gaps": outcome.gaps,
             "timings": {k: round(v, 4) for k, v in timings.items()},
         }
-        if o["save_as"]:
-            summary["saved_run"] = self._save(o["save_as"], market, spec, bars)
         self._print(summary)
         return summary
 
-    def _save(self, username, market, spec, bars) -> int:
-        user = get_user_model().objects.filter(username=username).first()
+    def _run_saved(self, username, market, spec) -> dict:
+        """Store the run as `username`'s (a BacktestRun: on the dashboard, audited with that user as
+        the actor by way of this command), run it inline through the job runner and report the
+        stored row."""
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise CommandError(f"--save-as: no user {username!r}")
-        run = services.backtest_create(
-            owner=user, market=market, timeframe=spec.timeframe, strategy_key=spec.strategy_key,
-            parameters=spec.parameters, start=_dt(spec.start_ms if spec.start_ms is not None else int(bars.time[0])),
-            end=_dt(spec.end_ms if spec.end_ms is not None else int(bars.time[-1]) + bars.bar_ms),
-            allow_gaps=spec.allow_gaps, enqueue=False,
-            **{f: getattr(spec.engine, f) for f in services.ENGINE_FIELDS})
-        services.backtest_execute(run.pk)
-        return run.pk
+        coverage = coverage_for_market(market, spec.timeframe)
+        start_ms = spec.start_ms if spec.start_ms is not None else coverage.first_ms
+        end_ms = spec.end_ms if spec.end_ms is not None else coverage.end_ms
+        if start_ms is None or end_ms is None:
+            raise CommandError(f"No candles stored for {market.symbol} {spec.timeframe}; download them first.")
+        with context.acting(user_id=user.pk):
+            run = services.backtest_create(
+                owner=user, market=market, timeframe=spec.timeframe, strategy_key=spec.strategy_key,
+                parameters=spec.parameters, start=_dt(start_ms), end=_dt(end_ms), allow_gaps=spec.allow_gaps,
+                enqueue=False, **{f: getattr(spec.engine, f) for f in services.ENGINE_FIELDS})
+            services.backtest_execute(run.pk)
+        run = BacktestRun.objects.select_related("market__exchange").get(pk=run.pk)
+        if run.state != JobState.SUCCEEDED:
+            raise CommandError(f"backtest #{run.pk} {run.state}: {run.error or run.message}")
+        return summary_of_run(run)
 
     def _print(self, s):
         m = s["metrics"]
@@ -106,6 +123,23 @@ class Command(TradePulseCommand):
             p = s["open_position"]
             self.say(f"open at the end: {p['side']} {p['size']} from {p['entry_price']} (unrealised {p['unrealized_pnl']:.2f})")
         self.say("timings: " + "  ".join(f"{k} {v:.3f}" for k, v in s["timings"].items()))
+
+
+def summary_of_run(run: BacktestRun) -> dict:
+    """The stored run in the command's summary shape (trades as the engine's records), plus its id."""
+    ms = lambda dt: int(dt.timestamp() * 1000)  # noqa: E731
+    trades = [{"entry_time": ms(t.entry_time), "exit_time": ms(t.exit_time), "entry_price": t.entry_price,
+               "exit_price": t.exit_price, "size": t.size, "fees": t.fees, "pnl": t.pnl, "return": t.return_pct,
+               "exit_reason": t.exit_reason, "side": t.side} for t in run.trades.order_by("number")]
+    return {
+        "saved_run": run.pk, "state": run.state, "owner": run.owner.get_username(),
+        "strategy": run.strategy_key, "parameters": run.parameters, "exchange": run.market.exchange.code,
+        "symbol": run.market.symbol, "timeframe": run.timeframe, "candles": run.candle_count,
+        "start": ms_to_iso(ms(run.start)), "end": ms_to_iso(ms(run.end)), "fingerprint": run.fingerprint,
+        "metrics": run.metrics, "trades": trades, "open_position": run.open_position,
+        "final_equity": run.final_equity, "max_drawdown": run.metrics["max_drawdown"], "gaps": run.gaps,
+        "timings": run.timings,
+    }
 
 
 def _dt(ms: int) -> datetime:
