@@ -18,9 +18,9 @@ class BacktestRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BacktestRun
-        fields = ["id", "name", "owner", "state", "progress", "message", "error", "strategy_key", "parameters",
-                  "config", "market", "market_symbol", "exchange", "timeframe", "start", "end", "cash", "fee",
-                  "slippage", "sizing", "size_value", "amount_step", "min_amount", "stop_loss", "take_profit",
+        fields = ["id", "name", "owner", "state", "progress", "message", "error", "error_code", "strategy_key",
+                  "parameters", "config", "market", "market_symbol", "exchange", "timeframe", "start", "end", "cash",
+                  "fee", "slippage", "sizing", "size_value", "amount_step", "min_amount", "stop_loss", "take_profit",
                   "trailing_stop", "allow_short", "allow_gaps", "candle_count", "fingerprint", "metrics", "timings",
                   "final_equity", "open_position", "skipped_entries", "gaps", "created_at", "started_at",
                   "finished_at", "duration_s"]

@@ -61,7 +61,7 @@ class DownloadJobSerializer(serializers.ModelSerializer):
         fields = ["id", "owner", "market", "symbol", "exchange", "timeframe", "kind", "start_ms", "end_ms", "start",
                   "end", "state", "progress", "message", "error", "cancel_requested", "total_candles",
                   "rows_fetched", "rows_stored", "rows_rejected", "candles_per_second", "eta_seconds", "attempts",
-                  "created_at", "started_at", "finished_at", "duration_s"]
+                  "error_code", "created_at", "started_at", "finished_at", "duration_s"]
         read_only_fields = fields
 
     def get_start(self, job) -> str | None:

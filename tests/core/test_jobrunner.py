@@ -181,3 +181,14 @@ def test_the_heartbeat_thread_keeps_a_long_step_alive(alice, market):
             time.sleep(0.05)
     assert run.heartbeat_at > timezone.now() - timedelta(seconds=5)
     assert not run.is_lost
+
+
+def test_download_candles_is_audited_as_the_owner_by_way_of_the_command(alice, binance, sim):  # noqa: F811
+    call_command("download_candles", "--exchange", "binance", "--symbol", "BTC/USDT", "--timeframe", "1h",
+                 "--start", str(MD_T0), "--end", str(MD_T0 + 24 * 60 * MIN), "--owner", "alice", "--json",
+                 stdout=io.StringIO())
+    job = DownloadJob.objects.get()
+    assert job.state == JobState.SUCCEEDED and job.rows_stored == 24
+    events = AuditEvent.objects.filter(target_id=str(job.pk), action__startswith="marketdata.download.")
+    assert {e.action for e in events} == {"marketdata.download.created", "marketdata.download.finished"}
+    assert {(e.actor_id, e.via) for e in events} == {(alice.pk, "command:download_candles")}

@@ -114,7 +114,8 @@ class JobRun:
         self.type, self.job, self.worker, self.on_progress = job_type, job, worker, on_progress
         self.final_fields: Callable[[], dict] | None = None
 
-    def progress(self, total: float, *, extra: Callable[[], dict] | None = None, min_interval: float = 0.25) -> Progress:
+    def progress(self, total: float, *, extra: Callable[[], dict] | None = None,
+                 min_interval: float = 0.25) -> Progress:
         """A Progress over `total` units that publishes `<name>.progress`, touches the heartbeat and
         raises JobCancelled when the cancel flag is set."""
         return Progress(self.job, total, on_emit=self._emitted, extra=extra, min_interval=min_interval)
@@ -188,7 +189,10 @@ def run_job(name: str, pk: int, *, on_progress: Callable[[Job], None] | None = N
     that are not Exceptions (a kill, KeyboardInterrupt) leave the row running for recovery.
     """
     job_type = _types[name]
-    job = job_type.model.objects.select_related(*job_type.select_related).get(pk=pk)
+    job = job_type.model.objects.select_related(*job_type.select_related).filter(pk=pk).first()
+    if job is None:  # deleted while its task waited in the queue
+        log.warning("%s %s no longer exists", name, pk)
+        return None
     worker = worker_id()
     if not job.claim(worker=worker):
         log.info("%s %s not claimed (state %s)", name, pk, job.state)
@@ -205,28 +209,44 @@ def run_job(name: str, pk: int, *, on_progress: Callable[[Job], None] | None = N
         except JobCancelled:
             state, done = JobState.CANCELLED, Done()
         except Exception as exc:  # noqa: BLE001 - classified for the user, logged for us
-            error_code, error = classify(job_type, exc)
-            if error_code == INTERNAL:
-                log.exception("%s %s failed", name, pk)
-            else:
-                log.info("%s %s failed: %s", name, pk, error)
+            error_code, error = _classify_and_log(job_type, job, exc)
             state, done = JobState.FAILED, Done()
         else:
             state = JobState.SUCCEEDED
             done = result if isinstance(result, Done) else Done(message=result or "")
-        return _finish(run, state, done, error_code=error_code, error=error)
+        if state != JobState.SUCCEEDED and run.final_fields:
+            done.fields = {**run.final_fields(), **done.fields}
+        return finish_job(job_type, job, state, done=done, error_code=error_code, error=error, worker=worker,
+                          on_progress=on_progress)
 
 
-def _finish(run: JobRun, state: str, done: Done, *, error_code: str = "", error: str = "") -> Job | None:
-    job_type, job = run.type, run.job
+def _classify_and_log(job_type: JobType, job: Job, exc: BaseException) -> tuple[str, str]:
+    code, text = classify(job_type, exc)
+    if code == INTERNAL:
+        log.exception("%s %s failed", job_type.name, job.pk)
+    else:
+        log.info("%s %s failed: %s", job_type.name, job.pk, text)
+    return code, text
+
+
+def finish_job(job_type: JobType, job: Job, state: str, *, done: Done | None = None, error_code: str = "",
+               error: str = "", reason: str | None = None, worker: str | None = None,
+               on_progress: Callable[[Job], None] | None = None) -> Job | None:
+    """Record a running job's final state, audit it and publish `<name>.finished|failed|cancelled`.
+
+    With `worker`, only if the row is still held by that worker (a worker presumed dead whose
+    job went to another must not overwrite it); with None, whoever holds it (jobs several
+    workers share, e.g. the last worker of a training run). Returns None when the row was not
+    running (or not held): nothing is written then.
+    """
+    done = done or Done()
     fields = dict(done.fields)
-    if state != JobState.SUCCEEDED and run.final_fields:
-        fields = {**run.final_fields(), **fields}
     with transaction.atomic():
-        held = (job_type.model.objects.select_for_update()
-                .filter(pk=job.pk, state=JobState.RUNNING, worker=run.worker).exists())
-        if not held:  # presumed dead meanwhile and re-queued or failed by recovery: theirs now
-            log.warning("%s %s finished as %s but is no longer held by %s", job_type.name, job.pk, state, run.worker)
+        held = job_type.model.objects.select_for_update().filter(pk=job.pk, state=JobState.RUNNING)
+        if worker is not None:
+            held = held.filter(worker=worker)
+        if not held.exists():  # presumed dead meanwhile and re-queued or failed by recovery: theirs now
+            log.warning("%s %s finished as %s but is no longer held by %s", job_type.name, job.pk, state, worker)
             return None
         for key, value in fields.items():
             setattr(job, key, value)
@@ -241,9 +261,19 @@ def _finish(run: JobRun, state: str, done: Done, *, error_code: str = "", error:
         metadata = {**(job_type.audit_metadata(job) if job_type.audit_metadata else {}), **done.audit}
         if error_code:
             metadata["error_code"] = error_code
-        job_type.audit(f"{job_type.name}.{event}", target=job, reason=error, metadata=metadata)
-        run.publish(event)
+        job_type.audit(f"{job_type.name}.{event}", target=job, reason=error if reason is None else reason,
+                       metadata=metadata)
+        publish(job_type, job, event)
+    if on_progress:
+        on_progress(job)
     return job
+
+
+def fail_job(job_type: JobType, job: Job, exc: BaseException, *, worker: str | None = None) -> Job | None:
+    """Fail a running job for `exc`, classified through the job type's error map (the message a
+    user reads; an unknown error is logged with its traceback and shown as an internal error)."""
+    code, text = _classify_and_log(job_type, job, exc)
+    return finish_job(job_type, job, JobState.FAILED, error_code=code, error=text, worker=worker)
 
 
 # --- Crash recovery ---------------------------------------------------------------------------------
@@ -289,17 +319,13 @@ def _recover(job_type: JobType, job: Job, now) -> dict | None:
             publish(job_type, job, "progress")
             transaction.on_commit(lambda: enqueue(job_type, job.pk))
             action = "requeued"
+        elif job.cancel_requested:  # it was asked to stop anyway: it has
+            finish_job(job_type, job, JobState.CANCELLED, reason=why)
+            action = "cancelled"
         else:
-            if job.cancel_requested:
-                state, action, error, code = JobState.CANCELLED, "cancelled", "", ""
-                message = f"Cancelled ({why})"
-            else:
-                state, action, code = JobState.FAILED, "failed", WORKER_LOST
-                tries = f" after {job.attempts} attempts" if job.attempts >= job_type.max_attempts > 1 else ""
-                error, message = f"{why}{tries}. Retry it to continue.", "Failed"
-            job.finish(state, message=message, error=error, error_code=code)
-            metadata = {**(job_type.audit_metadata(job) if job_type.audit_metadata else {}), "error_code": code}
-            job_type.audit(f"{job_type.name}.{action}", target=job, reason=why, metadata=metadata)
-            publish(job_type, job, action)
+            tries = f" after {job.attempts} attempts" if job.attempts >= job_type.max_attempts > 1 else ""
+            finish_job(job_type, job, JobState.FAILED, error_code=WORKER_LOST, reason=why,
+                       error=f"{why}{tries}. Retry it to continue.")
+            action = "failed"
     log.warning("%s %s: %s (%s)", job_type.name, job.pk, why, action)
     return {"type": job_type.name, "id": job.pk, "action": action, "reason": why}

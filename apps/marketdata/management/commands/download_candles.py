@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
+from tradepulse.core import context
 from tradepulse.core.commands import TradePulseCommand
 
 from apps.marketdata import services
@@ -33,9 +34,10 @@ class Command(TradePulseCommand):
         owner = self._owner(options.get("owner"))
         exchange = services.exchange_get_or_create(name=options["exchange"])
         market = services.market_get_or_load(exchange=exchange, symbol=options["symbol"])
-        job = services.download_start(owner=owner, market=market, timeframe=options["timeframe"], start_ms=start,
-                                      end_ms=end, enqueue=False)
-        job = services.download_run(job_id=job.pk, on_progress=None if self._json else self._bar)
+        with context.acting(user_id=owner.pk):  # audited as the owner, by way of this command
+            job = services.download_start(owner=owner, market=market, timeframe=options["timeframe"], start_ms=start,
+                                          end_ms=end, enqueue=False)
+            job = services.download_run(job_id=job.pk, on_progress=None if self._json else self._bar)
         self.say()  # ends the progress bar's line
         self.say(f"Download #{job.pk} {job.state}: {job.message}" + (f" — {job.error}" if job.error else ""))
         data = DownloadJobSerializer(job).data
