@@ -78,7 +78,8 @@ def test_malformed_ccxt_overrides_names_the_variable():
 def test_check_deploy_is_clean_with_production_variables():
     environment = {k: v for k, v in os.environ.items() if k not in ("TRADEPULSE_TESTING", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     environment.update({"DEBUG": "0", "SECRET_KEY": "x" * 20 + "-production-secret-key-with-enough-entropy-1234567890",
-                        "ALLOWED_HOSTS": "tradepulse.example.com", "DATABASE_URL": "sqlite:///:memory:"})
+                        "ALLOWED_HOSTS": "tradepulse.example.com", "DATABASE_URL": "sqlite:///:memory:",
+                        "TRADEPULSE_ENCRYPTION_KEYS": "bPdyk1vbcxxqmVKtHmtuj5PPh9a7hV9kvd3JAVbX0_Q="})
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
                             env=environment, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from tradepulse.core.env import env_bool, env_choice, env_int, env_json, env_list, env_str
@@ -292,6 +293,21 @@ TRUST_X_FORWARDED_FOR = env_bool("TRADEPULSE_BEHIND_PROXY", False)
 # exchange id -> ccxt config merged into every client (e.g. {"binance": {"urls": {...}}})
 CCXT_OVERRIDES = env_json("TRADEPULSE_CCXT_OVERRIDES", {}, expect=dict)
 ADMIN_PASSWORD = env_str("TRADEPULSE_ADMIN_PASSWORD")
+# Fernet keys for secrets at rest (exchange API keys, webhook URLs), newest first; older keys
+# still decrypt until `manage.py rotate_encryption_key` has re-encrypted everything.
+# Development derives one stable key from SECRET_KEY (tradepulse/core/crypto.py); production
+# must set them.
+ENCRYPTION_KEYS = env_list("TRADEPULSE_ENCRYPTION_KEYS", [])
+if not ENCRYPTION_KEYS and not DEBUG:
+    raise ImproperlyConfigured("TRADEPULSE_ENCRYPTION_KEYS: must be set when DEBUG is off (comma-separated Fernet "
+                               "keys, newest first; make one with `python -c \"from cryptography.fernet import "
+                               "Fernet; print(Fernet.generate_key().decode())\"`)")
+for _index, _key in enumerate(ENCRYPTION_KEYS):
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRADEPULSE_ENCRYPTION_KEYS: key #{_index + 1} is not a Fernet key (32 url-safe "
+                                   "base64-encoded bytes)") from None
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_FORMAT = env_choice("TRADEPULSE_LOG_FORMAT", "text" if DEBUG else "json", ("text", "json"))

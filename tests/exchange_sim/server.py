@@ -7,7 +7,6 @@ only.  See ``README.md`` next to this file for the full contract.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import math
 import socket
@@ -21,6 +20,9 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
+
+from .account import AccountMixin
+from .protocol import ApiError, _dec_param, _err_mandatory, _int_param, _norm_symbol, _s8  # noqa: F401 (re-exported)
 
 __all__ = [
     "ApiError",
@@ -200,11 +202,6 @@ def _as_market(m: MarketSpec | Mapping[str, Any] | str) -> MarketSpec:
     if isinstance(m, str):
         return MarketSpec(m)
     return MarketSpec(**dict(m))
-
-
-def _norm_symbol(s: str) -> str:
-    """'BTC/USDT' or 'BTCUSDT' -> 'BTCUSDT'."""
-    return s.replace("/", "").replace("-", "").upper()
 
 
 def _decimals(step: str) -> int:
@@ -486,6 +483,12 @@ class Faults:
     missing: dict = field(default_factory=dict)
     latency_ms: float = 0.0
     endpoints: tuple = ("klines", "uiKlines")
+    # order faults (POST /api/v3/order and /api/v3/orderList/oco), whatever ``endpoints`` says
+    reject_next: int = 0  # -2010 "Order rejected" (ccxt InvalidOrder)
+    insufficient_balance_next: int = 0  # -2010 "Account has insufficient balance..." (InsufficientFunds)
+    timeout_after_accept_next: int = 0  # the order is accepted, the answer comes timeout_sleep_s later
+    partial_fill_ratio: float = 0.0  # first fill of an order takes only this fraction (0 = off)
+    auth_fail: bool = False  # every signed request -> 401 -2015 (revoked key)
 
 
 FAULT_NAMES = tuple(f.name for f in fields(Faults))
@@ -499,99 +502,6 @@ class RequestRecord:
     status: int
     time: float  # wall-clock seconds when the request arrived
     fault: str | None = None  # "rate_limit" / "server_error" / "timeout" / None
-
-
-class ApiError(Exception):
-    def __init__(self, http_status: int, code: int, msg: str, headers: dict | None = None):
-        super().__init__(f"{http_status} {code} {msg}")
-        self.http_status = http_status
-        self.code = code
-        self.msg = msg
-        self.headers = headers or {}
-
-
-def _err_mandatory(name: str) -> ApiError:
-    return ApiError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
-
-
-def _int_param(params: dict, name: str, default: int | None = None) -> int | None:
-    v = params.get(name)
-    if v is None or v == "":
-        return default
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.")
-
-
-def _dec_param(params: dict, name: str) -> Decimal | None:
-    v = params.get(name)
-    if v is None or v == "":
-        return None
-    try:
-        d = Decimal(v)
-    except Exception:
-        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.")
-    if not d.is_finite():
-        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.")
-    return d
-
-
-_Q8 = Decimal("0.00000001")
-
-
-def _s8(d: Decimal | float | int) -> str:
-    return format(Decimal(d).quantize(_Q8, rounding=ROUND_DOWN) if not isinstance(d, float)
-                  else Decimal(repr(d)).quantize(_Q8), "f")
-
-
-# --------------------------------------------------------------------------- #
-# private (trading) state
-# --------------------------------------------------------------------------- #
-@dataclass
-class _Order:
-    symbol: str
-    orderId: int
-    clientOrderId: str
-    side: str
-    type: str
-    timeInForce: str | None
-    price: Decimal
-    origQty: Decimal
-    time: int
-    origQuoteOrderQty: Decimal = Decimal(0)
-    executedQty: Decimal = Decimal(0)
-    cumQuote: Decimal = Decimal(0)
-    status: str = "NEW"
-    updateTime: int = 0
-    locked_asset: str | None = None
-    locked_amount: Decimal = Decimal(0)
-    fills: list = field(default_factory=list)
-    checked_until: int = 0  # limit orders: 1m candles opening before this have been matched
-
-    def as_binance(self) -> dict:
-        return {
-            "symbol": self.symbol,
-            "orderId": self.orderId,
-            "orderListId": -1,
-            "clientOrderId": self.clientOrderId,
-            "price": _s8(self.price),
-            "origQty": _s8(self.origQty),
-            "executedQty": _s8(self.executedQty),
-            "cummulativeQuoteQty": _s8(self.cumQuote),
-            "status": self.status,
-            "timeInForce": self.timeInForce or "GTC",
-            "type": self.type,
-            "side": self.side,
-            "stopPrice": "0.00000000",
-            "icebergQty": "0.00000000",
-            "time": self.time,
-            "updateTime": self.updateTime or self.time,
-            "isWorking": True,
-            "workingTime": self.time,
-            "origQuoteOrderQty": _s8(self.origQuoteOrderQty),
-            "selfTradePreventionMode": "EXPIRE_MAKER",
-        }
 
 
 # --------------------------------------------------------------------------- #
@@ -667,7 +577,7 @@ class _Handler(BaseHTTPRequestHandler):
 # --------------------------------------------------------------------------- #
 # the simulator
 # --------------------------------------------------------------------------- #
-class ExchangeSimulator:
+class ExchangeSimulator(AccountMixin):
     """Binance-spot-compatible HTTP exchange on 127.0.0.1 (see README.md).
 
     Parameters (all keyword):
@@ -681,6 +591,7 @@ class ExchangeSimulator:
       balances        initial {asset: amount}
       fee_rate        commission rate charged on every fill (received asset), default 0.001
       spread          market orders fill at last 1m close * (1 +/- spread), default 0.0005
+      api_permissions what GET /sapi/v1/account/apiRestrictions says (enableWithdrawals, ...)
       duplicate_client_order_id  "any" (default: a clientOrderId may be used once per symbol, ever)
                       or "open" (Binance's rule: unique among open orders)
       max_log         max RequestRecords kept (default 100_000)
@@ -701,6 +612,7 @@ class ExchangeSimulator:
         fee_rate: float | str = "0.001",
         spread: float | str = "0.0005",
         duplicate_client_order_id: str = "any",
+        api_permissions: Mapping[str, Any] | None = None,
         max_log: int = 100_000,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -734,24 +646,13 @@ class ExchangeSimulator:
         init_faults.update(fault_kwargs)
         self.set_faults(**init_faults)
         self._fault_counts = {"rate_limit": 0, "server_error": 0, "timeout": 0,
-                              "malformed_rows": 0, "missing_hits": 0, "unsupported": 0}
+                              "malformed_rows": 0, "missing_hits": 0, "unsupported": 0, "reject": 0,
+                              "insufficient_balance": 0, "timeout_after_accept": 0, "partial_fill": 0,
+                              "auth_fail": 0}
         self._log: deque[RequestRecord] = deque(maxlen=max_log)
         self._n_requests = 0
         self._candles_served = 0
-        # trading state
-        self._balances: dict[str, Decimal] = {}
-        self._locked: dict[str, Decimal] = {}
-        for m in self._markets.values():
-            self._balances.setdefault(m.base, Decimal(0))
-            self._balances.setdefault(m.quote, Decimal(0))
-        init_bal = {"USDT": "100000"} if balances is None else balances
-        for asset, amount in init_bal.items():
-            self._balances[asset] = Decimal(str(amount))
-        self._orders: dict[int, _Order] = {}
-        self._client_ids: dict[tuple[str, str], int] = {}
-        self._trades: list[dict] = []
-        self._next_order_id = 1_000_001
-        self._next_trade_id = 5_000_001
+        self._init_account(balances, api_permissions)  # trading state (account.py)
         # server
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -820,7 +721,8 @@ class ExchangeSimulator:
         base = self.base_url
         api = {name: base + urlsplit(url).path for name, url in _ccxt_binance_api_urls().items()}
         cfg: dict[str, Any] = {
-            "urls": {"api": api},
+            # "test" too: set_sandbox_mode (testnet accounts) swaps urls.api for urls.test
+            "urls": {"api": api, "test": dict(api)},
             "options": {
                 "fetchMarkets": {"types": ["spot"]},  # only /api/v3/exchangeInfo (no fapi/dapi)
                 "fetchCurrencies": False,  # no /sapi/v1/capital/config/getall
@@ -1057,21 +959,15 @@ class ExchangeSimulator:
                 return 200, self._ep_exchange_info(req), None
             if p == "/api/v3/ticker/price":
                 return 200, self._ep_ticker_price(req), None
-        private = {
-            ("POST", "/api/v3/order"): self._ep_new_order,
-            ("GET", "/api/v3/order"): self._ep_get_order,
-            ("DELETE", "/api/v3/order"): self._ep_cancel_order,
-            ("GET", "/api/v3/openOrders"): self._ep_open_orders,
-            ("DELETE", "/api/v3/openOrders"): self._ep_cancel_all,
-            ("GET", "/api/v3/account"): self._ep_account,
-            ("GET", "/api/v3/myTrades"): self._ep_my_trades,
-        }.get((m, p))
+        private = self._private_routes().get((m, p))
         if private is None:
             raise _not_simulated(req)
         self._authenticate(req)
         with self._state_lock:
             self._match_open_orders()
             result = private(req)
+        if m == "POST" and self._take("timeout_after_accept_next"):
+            self._stopping.wait(self._faults.timeout_sleep_s)  # accepted, but the answer comes too late
         return 200, json.dumps(result).encode(), None
 
     # ------------------------------------------------------------------ public endpoints
@@ -1201,281 +1097,6 @@ class ExchangeSimulator:
                 out.setdefault(i, kinds[int(kind_u[i] * len(kinds)) % len(kinds)])
         return out or None
 
-    # ------------------------------------------------------------------ private endpoints
-    def _authenticate(self, req: _Request) -> None:
-        key = req.headers.get("X-MBX-APIKEY")
-        if not key:
-            raise ApiError(401, -2014, "API-key format invalid.")
-        if key != self.api_key:
-            raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
-        if "timestamp" not in req.params:
-            raise _err_mandatory("timestamp")
-        sig = req.params.get("signature")
-        if not sig:
-            raise _err_mandatory("signature")
-        if self.api_secret is not None:
-            payload = _strip_signature(req.query) + _strip_signature(req.body)
-            expected = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-            if not hmac.compare_digest(expected, sig.lower()):
-                raise ApiError(400, -1022, "Signature for this request is not valid.")
-
-    def _book(self, sid: str, now: int) -> tuple[Decimal, Decimal, Decimal]:
-        """(last, bid, ask) from the last closed 1m candle close +/- spread, tick-rounded."""
-        spec = self._markets[sid]
-        tick = Decimal(spec.tick_size)
-        last = Decimal(repr(self._last_price(sid, now)))
-        ask = (last * (1 + self.spread) / tick).to_integral_value(ROUND_UP) * tick
-        bid = (last * (1 - self.spread) / tick).to_integral_value(ROUND_DOWN) * tick
-        return last, bid, ask
-
-    def _ep_new_order(self, req: _Request) -> dict:
-        p = req.params
-        spec = self._market_or_error(p.get("symbol"))
-        side = (p.get("side") or "").upper()
-        otype = (p.get("type") or "").upper()
-        if not side:
-            raise _err_mandatory("side")
-        if not otype:
-            raise _err_mandatory("type")
-        if side not in ("BUY", "SELL"):
-            raise ApiError(400, -1117, "Invalid side.")
-        if otype not in ("MARKET", "LIMIT", "LIMIT_MAKER"):
-            raise ApiError(400, -1116, "Invalid orderType.")
-        now = self.now()
-        cid = p.get("newClientOrderId") or f"sim-{self._next_order_id}"
-        existing = self._client_ids.get((spec.id, cid))
-        if existing is not None and (self.duplicate_client_order_id == "any"
-                                     or self._orders[existing].status in ("NEW", "PARTIALLY_FILLED")):
-            raise ApiError(400, -2010, "Duplicate order sent.")
-        qty = _dec_param(p, "quantity")
-        quote_qty = _dec_param(p, "quoteOrderQty")
-        price = _dec_param(p, "price")
-        tif = p.get("timeInForce")
-        step, tick = Decimal(spec.step_size), Decimal(spec.tick_size)
-        last, bid, ask = self._book(spec.id, now)
-        if otype == "MARKET":
-            if qty is None and quote_qty is None:
-                raise ApiError(400, -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!")
-            fill_px = ask if side == "BUY" else bid
-            if qty is None:
-                qty = (quote_qty / fill_px / step).to_integral_value(ROUND_DOWN) * step
-            ref_price = fill_px
-        else:
-            if otype == "LIMIT" and not tif:
-                raise _err_mandatory("timeInForce")
-            if qty is None:
-                raise _err_mandatory("quantity")
-            if price is None:
-                raise _err_mandatory("price")
-            if price <= 0 or price % tick != 0:
-                raise ApiError(400, -1013, "Filter failure: PRICE_FILTER")
-            ref_price = price
-        if qty <= 0 or qty < Decimal(spec.min_qty) or qty > Decimal(spec.max_qty) or qty % step != 0:
-            raise ApiError(400, -1013, "Filter failure: LOT_SIZE")
-        if qty * ref_price < Decimal(spec.min_notional):
-            raise ApiError(400, -1013, "Filter failure: NOTIONAL")
-        crosses = otype == "MARKET" or (price >= ask if side == "BUY" else price <= bid)
-        if otype == "LIMIT_MAKER" and crosses:
-            raise ApiError(400, -2010, "Order would immediately match and take.")
-        # balance check (and lock for resting orders)
-        if side == "BUY":
-            need_asset, need = spec.quote, qty * (ask if crosses else price)
-        else:
-            need_asset, need = spec.base, qty
-        if self._balances.get(need_asset, Decimal(0)) < need:
-            raise ApiError(400, -2010, "Account has insufficient balance for requested action.")
-        order = _Order(symbol=spec.id, orderId=self._next_order_id, clientOrderId=cid, side=side, type=otype,
-                       timeInForce=None if otype == "MARKET" else (tif or "GTC"),
-                       price=Decimal(0) if otype == "MARKET" else price, origQty=qty, time=now,
-                       origQuoteOrderQty=quote_qty or Decimal(0), updateTime=now,
-                       checked_until=((now + MINUTE - 1) // MINUTE) * MINUTE)
-        self._next_order_id += 1
-        self._orders[order.orderId] = order
-        self._client_ids[(spec.id, cid)] = order.orderId
-        if crosses:
-            self._fill(order, ask if side == "BUY" else bid, now, maker=False)
-        elif tif in ("IOC", "FOK"):
-            order.status = "EXPIRED"
-        else:
-            order.locked_asset, order.locked_amount = need_asset, need
-            self._balances[need_asset] -= need
-            self._locked[need_asset] = self._locked.get(need_asset, Decimal(0)) + need
-        resp_type = (p.get("newOrderRespType") or ("FULL" if otype in ("MARKET", "LIMIT") else "ACK")).upper()
-        if resp_type == "ACK":
-            return {"symbol": spec.id, "orderId": order.orderId, "orderListId": -1,
-                    "clientOrderId": cid, "transactTime": now}
-        out = order.as_binance()
-        for k in ("time", "updateTime", "isWorking", "stopPrice", "icebergQty"):
-            out.pop(k, None)
-        out["transactTime"] = now
-        out["workingTime"] = now
-        if resp_type == "FULL":
-            out["fills"] = list(order.fills)
-        return out
-
-    def _fill(self, order: _Order, px: Decimal, ts: int, maker: bool) -> None:
-        spec = self._markets[order.symbol]
-        qty = order.origQty
-        quote = (qty * px).quantize(_Q8, rounding=ROUND_DOWN)
-        fee = self.fee_rate
-        if order.locked_asset:
-            self._locked[order.locked_asset] -= order.locked_amount
-            self._balances[order.locked_asset] += order.locked_amount
-            order.locked_asset, order.locked_amount = None, Decimal(0)
-        if order.side == "BUY":
-            commission = (qty * fee).quantize(_Q8, rounding=ROUND_UP)
-            commission_asset = spec.base
-            self._balances[spec.quote] -= quote
-            self._balances[spec.base] = self._balances.get(spec.base, Decimal(0)) + qty - commission
-        else:
-            commission = (quote * fee).quantize(_Q8, rounding=ROUND_UP)
-            commission_asset = spec.quote
-            self._balances[spec.base] -= qty
-            self._balances[spec.quote] = self._balances.get(spec.quote, Decimal(0)) + quote - commission
-        trade_id = self._next_trade_id
-        self._next_trade_id += 1
-        order.fills.append({"price": _s8(px), "qty": _s8(qty), "commission": _s8(commission),
-                            "commissionAsset": commission_asset, "tradeId": trade_id})
-        order.executedQty = qty
-        order.cumQuote = quote
-        order.status = "FILLED"
-        order.updateTime = ts
-        self._trades.append({
-            "symbol": order.symbol, "id": trade_id, "orderId": order.orderId, "orderListId": -1,
-            "price": _s8(px), "qty": _s8(qty), "quoteQty": _s8(quote), "commission": _s8(commission),
-            "commissionAsset": commission_asset, "time": ts, "isBuyer": order.side == "BUY",
-            "isMaker": maker, "isBestMatch": True,
-        })
-
-    def _match_open_orders(self) -> None:
-        """Fill resting LIMIT orders whose price was crossed by a 1m candle closed since placement."""
-        with self._state_lock:
-            now = self.now()
-            grid = self._grids["1m"]
-            k_last = grid.floor_index(now) - 1  # last closed 1m candle
-            for order in list(self._orders.values()):
-                if order.status != "NEW" or order.type not in ("LIMIT", "LIMIT_MAKER"):
-                    continue
-                model = self._models.get(order.symbol)
-                if model is None:
-                    continue
-                k = grid.ceil_index(order.checked_until)
-                px = float(order.price)
-                while k <= k_last:
-                    k_end = min(k_last, k + 50_000 - 1)
-                    c = model.candles(grid, np.arange(k, k_end + 1, dtype=np.int64))
-                    hit = (c["low"] <= px) if order.side == "BUY" else (c["high"] >= px)
-                    idx = np.nonzero(hit)[0]
-                    if idx.size:
-                        i = int(idx[0])
-                        self._fill(order, order.price, int(c["close_time"][i]), maker=True)
-                        break
-                    k = k_end + 1
-                order.checked_until = max(order.checked_until, grid.time(k_last + 1))
-
-    def _find_order(self, p: dict) -> _Order:
-        spec = self._market_or_error(p.get("symbol"))
-        oid = _int_param(p, "orderId")
-        cid = p.get("origClientOrderId")
-        order = None
-        if oid is not None:
-            order = self._orders.get(oid)
-        elif cid:
-            found = self._client_ids.get((spec.id, cid))
-            order = self._orders.get(found) if found is not None else None
-        else:
-            raise ApiError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
-        if order is None or order.symbol != spec.id:
-            return None  # type: ignore[return-value]
-        return order
-
-    def _ep_get_order(self, req: _Request) -> dict:
-        order = self._find_order(req.params)
-        if order is None:
-            raise ApiError(400, -2013, "Order does not exist.")
-        return order.as_binance()
-
-    def _cancel(self, order: _Order, new_cid: str | None) -> dict:
-        now = self.now()
-        if order.locked_asset:
-            self._locked[order.locked_asset] -= order.locked_amount
-            self._balances[order.locked_asset] += order.locked_amount
-            order.locked_asset, order.locked_amount = None, Decimal(0)
-        order.status = "CANCELED"
-        order.updateTime = now
-        out = order.as_binance()
-        for k in ("time", "updateTime", "isWorking", "workingTime", "stopPrice", "icebergQty", "origQuoteOrderQty"):
-            out.pop(k, None)
-        out["origClientOrderId"] = order.clientOrderId
-        out["clientOrderId"] = new_cid or f"sim-cancel-{order.orderId}"
-        out["transactTime"] = now
-        return out
-
-    def _ep_cancel_order(self, req: _Request) -> dict:
-        order = self._find_order(req.params)
-        if order is None or order.status not in ("NEW", "PARTIALLY_FILLED"):
-            raise ApiError(400, -2011, "Unknown order sent.")
-        return self._cancel(order, req.params.get("newClientOrderId"))
-
-    def _ep_cancel_all(self, req: _Request) -> list:
-        spec = self._market_or_error(req.params.get("symbol"))
-        open_ = [o for o in self._orders.values() if o.symbol == spec.id and o.status in ("NEW", "PARTIALLY_FILLED")]
-        if not open_:
-            raise ApiError(400, -2011, "Unknown order sent.")
-        return [self._cancel(o, None) for o in open_]
-
-    def _ep_open_orders(self, req: _Request) -> list:
-        sym = req.params.get("symbol")
-        if sym:
-            self._market_or_error(sym)
-        return [o.as_binance() for o in self._orders.values()
-                if o.status in ("NEW", "PARTIALLY_FILLED") and (not sym or o.symbol == sym)]
-
-    def _ep_account(self, req: _Request) -> dict:
-        omit_zero = (req.params.get("omitZeroBalances") or "").lower() == "true"
-        assets = sorted(set(self._balances) | set(self._locked))
-        balances = []
-        for a in assets:
-            free, locked = self._balances.get(a, Decimal(0)), self._locked.get(a, Decimal(0))
-            if omit_zero and free == 0 and locked == 0:
-                continue
-            balances.append({"asset": a, "free": _s8(free), "locked": _s8(locked)})
-        bps = int(self.fee_rate * 10000)
-        rate = _s8(self.fee_rate)
-        return {
-            "makerCommission": bps, "takerCommission": bps, "buyerCommission": 0, "sellerCommission": 0,
-            "commissionRates": {"maker": rate, "taker": rate, "buyer": "0.00000000", "seller": "0.00000000"},
-            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
-            "requireSelfTradePrevention": False, "preventSor": False, "updateTime": self.now(),
-            "accountType": "SPOT", "balances": balances, "permissions": ["SPOT"], "uid": 354937868,
-        }
-
-    def _ep_my_trades(self, req: _Request) -> list:
-        p = req.params
-        spec = self._market_or_error(p.get("symbol"))
-        oid = _int_param(p, "orderId")
-        start = _int_param(p, "startTime")
-        end = _int_param(p, "endTime")
-        from_id = _int_param(p, "fromId")
-        limit = min(_int_param(p, "limit", 500) or 500, 1000)
-        out = [t for t in self._trades if t["symbol"] == spec.id
-               and (oid is None or t["orderId"] == oid)
-               and (start is None or t["time"] >= start)
-               and (end is None or t["time"] <= end)
-               and (from_id is None or t["id"] >= from_id)]
-        return out[:limit] if (start is not None or from_id is not None) else out[-limit:]
-
-    # convenience for tests -------------------------------------------------
-    def balances(self) -> dict[str, dict[str, Decimal]]:
-        with self._state_lock:
-            return {a: {"free": self._balances.get(a, Decimal(0)), "locked": self._locked.get(a, Decimal(0))}
-                    for a in sorted(set(self._balances) | set(self._locked))}
-
-    def orders(self) -> list[dict]:
-        with self._state_lock:
-            return [o.as_binance() for o in self._orders.values()]
-
-
 # --------------------------------------------------------------------------- #
 # helpers
 # --------------------------------------------------------------------------- #
@@ -1537,12 +1158,6 @@ def _select(lo: int, hi: int, limit: int, from_end: bool, gaps: list[tuple[int, 
     if from_end:
         parts.reverse()
     return np.concatenate(parts).astype(np.int64), hit
-
-
-def _strip_signature(s: str) -> str:
-    if not s or "signature=" not in s:
-        return s
-    return "&".join(part for part in s.split("&") if not part.startswith("signature="))
 
 
 def _html_error(status: int) -> bytes:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 
 from tradepulse.core import context
 
 # key=value, "key": "value" and Authorization headers whose key names a secret.
-_SECRET_KEYS = r"(?:api[_-]?key|apikey|secret|password|passphrase|token|signature|private[_-]?key|authorization)"
+_SECRET_KEYS = (r"(?:api[_-]?key|apikey|secret|password|passphrase|token|signature|private[_-]?key|authorization"
+                r"|x-mbx-apikey|listenkey)")
 # The "Token <value>" pattern runs first: "Authorization: Token abc…" must lose the token, not
 # just the word "Token".
 _PATTERNS = [
@@ -17,8 +19,40 @@ _PATTERNS = [
 REDACTED = "[REDACTED]"
 
 
+# Secret values this process has decrypted (tradepulse.core.crypto): masked wherever they
+# appear, even without a telling key name in front (a URL, an exchange's echo of a request).
+_KNOWN_SECRETS: set[str] = set()
+_KNOWN_LOCK = threading.Lock()
+_MAX_KNOWN = 10_000
+MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
+
+
+def remember_secret(value: str | None) -> None:
+    """Mask `value` in every later log line of this process."""
+    if not value or len(value) < MIN_SECRET_LENGTH:
+        return
+    with _KNOWN_LOCK:
+        if len(_KNOWN_SECRETS) >= _MAX_KNOWN:
+            _KNOWN_SECRETS.clear()
+        _KNOWN_SECRETS.add(value)
+
+
+def redact_known(text: str) -> str:
+    """Replace every remembered secret value in `text` by [REDACTED]."""
+    if not _KNOWN_SECRETS:
+        return text
+    with _KNOWN_LOCK:
+        known = sorted(_KNOWN_SECRETS, key=len, reverse=True)
+    for value in known:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
 def redact(text: str) -> str:
-    """Mask values that follow a secret-looking key (api_key=…, "secret": "…", Token …)."""
+    """Mask remembered secrets and values that follow a secret-looking key (api_key=…,
+    "secret": "…", Token …)."""
+    text = redact_known(text)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
     return text

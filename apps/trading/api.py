@@ -1,0 +1,162 @@
+"""API: exchange accounts (with a connection test), deployments (with activate/pause/stop and
+reconcile), and read-only orders, fills, positions and portfolio snapshots. Orders and the rest
+are visible exactly when their deployment is (another user's are 404)."""
+from __future__ import annotations
+
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+
+from tradepulse.core.api import OwnedModelViewSet, OwnedViewSet, ReadOnlyOwnedViewSet
+from tradepulse.core.permissions import can, visible_to
+
+from . import services
+from .models import Deployment, ExchangeAccount, Fill, Order, PortfolioSnapshot, Position
+from .serializers import (DeploymentSerializer, ExchangeAccountSerializer, FillSerializer, OrderSerializer,
+                          PortfolioSnapshotSerializer, PositionSerializer, StateChangeSerializer)
+
+
+def _reason(request, default: str) -> str:
+    return str(request.data.get("reason", "")).strip() or default
+
+
+def _require_change(request, obj) -> None:
+    """Actions (test, activate, reconcile...) need change permission, not just a view share."""
+    if not can(request.user, "change", obj):
+        raise PermissionDenied("You may view this but not act on it.")
+
+
+class ExchangeAccountViewSet(OwnedModelViewSet):
+    queryset = ExchangeAccount.objects.select_related("exchange", "owner")
+    serializer_class = ExchangeAccountSerializer
+    filterset_fields = ["mode", "exchange", "health"]
+    search_fields = ["name"]
+
+    def perform_create(self, serializer):
+        serializer.instance = services.account_create(owner=self.request.user, reason="created through the API",
+                                                      **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        changes = dict(serializer.validated_data)
+        fixed = sorted(set(changes) - set(services.accounts.EDITABLE))
+        if fixed:
+            raise ValidationError({f: "Cannot be changed; create a new account." for f in fixed})
+        serializer.instance = services.account_update(account=serializer.instance,
+                                                      reason=_reason(self.request, "changed through the API"),
+                                                      **changes)
+
+    def perform_destroy(self, instance):
+        services.account_delete(account=instance, reason=_reason(self.request, "deleted through the API"))
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], url_path="test-connection")
+    def test_connection(self, request, pk=None):
+        """Ask the exchange what the key may do (read, trade, withdraw) and fetch balances."""
+        account = self.get_object()
+        _require_change(request, account)
+        result = services.account_test_connection(account=account, reason="connection test through the API")
+        return Response(result)
+
+
+class DeploymentViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, OwnedViewSet):
+    queryset = Deployment.objects.select_related("config__market", "account", "owner")
+    serializer_class = DeploymentSerializer
+    filterset_fields = ["state", "account", "config"]
+    search_fields = ["name"]
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = services.deployment_create(
+            owner=self.request.user, config=data["config"], account=data["account"], capital=data["capital"],
+            exit_policy=data.get("exit_policy", "keep"), name=data.get("name", ""), reason="created through the API")
+
+    def _change_state(self, request, service, **extra):
+        deployment = self.get_object()
+        _require_change(request, deployment)
+        body = StateChangeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        kwargs = {"deployment": deployment, "reason": body.validated_data["reason"], **extra}
+        if service is services.deployment_stop and body.validated_data.get("exit_policy"):
+            kwargs["exit_policy"] = body.validated_data["exit_policy"]
+        return Response(DeploymentSerializer(service(**kwargs), context={"request": request}).data)
+
+    @extend_schema(request=StateChangeSerializer, responses=DeploymentSerializer)
+    @action(detail=True, methods=["post"])
+    def activate(self, request, pk=None):
+        """Trade from the next closed bar on."""
+        return self._change_state(request, services.deployment_activate)
+
+    @extend_schema(request=StateChangeSerializer, responses=DeploymentSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        """No new entries; open positions are still managed."""
+        return self._change_state(request, services.deployment_pause)
+
+    @extend_schema(request=StateChangeSerializer, responses=DeploymentSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        """Stop for good, keeping or closing positions (exit_policy)."""
+        return self._change_state(request, services.deployment_stop)
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def reconcile(self, request, pk=None):
+        """Compare the exchange's orders, trades and balances with ours; repair or pause."""
+        deployment = self.get_object()
+        _require_change(request, deployment)
+        return Response(services.deployment_reconcile(deployment=deployment))
+
+
+class DeploymentScopedViewSet(ReadOnlyOwnedViewSet):
+    """Rows belonging to a deployment: visible when the deployment is."""
+
+    def get_queryset(self):
+        deployments = visible_to(self.request.user, Deployment.objects.all())
+        return self.queryset.filter(deployment__in=deployments)
+
+
+class OrderViewSet(DeploymentScopedViewSet):
+    queryset = Order.objects.all()
+    serializer_class = OrderSerializer
+    filterset_fields = ["deployment", "status", "side", "symbol"]
+    search_fields = ["client_order_id", "exchange_order_id"]
+
+
+class FillViewSet(ReadOnlyOwnedViewSet):
+    queryset = Fill.objects.all()
+    serializer_class = FillSerializer
+    filterset_fields = ["order", "order__deployment"]
+
+    def get_queryset(self):
+        deployments = visible_to(self.request.user, Deployment.objects.all())
+        return self.queryset.filter(order__deployment__in=deployments)
+
+
+class PositionViewSet(DeploymentScopedViewSet):
+    queryset = Position.objects.all()
+    serializer_class = PositionSerializer
+    filterset_fields = ["deployment", "symbol", "side"]
+
+
+class PortfolioSnapshotViewSet(ReadOnlyOwnedViewSet):
+    queryset = PortfolioSnapshot.objects.all()
+    serializer_class = PortfolioSnapshotSerializer
+    filterset_fields = ["deployment", "account"]
+
+    def get_queryset(self):
+        user = self.request.user
+        deployments = visible_to(user, Deployment.objects.all())
+        accounts = visible_to(user, ExchangeAccount.objects.all())
+        return self.queryset.filter(Q(deployment__in=deployments) | Q(deployment__isnull=True, account__in=accounts))
+
+
+def register(router):
+    router.register("trading/accounts", ExchangeAccountViewSet, basename="trading-account")
+    router.register("trading/deployments", DeploymentViewSet, basename="trading-deployment")
+    router.register("trading/orders", OrderViewSet, basename="trading-order")
+    router.register("trading/fills", FillViewSet, basename="trading-fill")
+    router.register("trading/positions", PositionViewSet, basename="trading-position")
+    router.register("trading/portfolio", PortfolioSnapshotViewSet, basename="trading-portfolio")
