@@ -249,6 +249,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # several models have a "state" choice field; name each enum after its model's choices
+    "ENUM_NAME_OVERRIDES": {"DeploymentStateEnum": "apps.trading.models.DeploymentState",
+                            "JobStateEnum": "tradepulse.core.jobs.JobState"},
 }
 
 # --- Internationalisation and time --------------------------------------------------------------
