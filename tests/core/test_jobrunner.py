@@ -192,3 +192,28 @@ def test_download_candles_is_audited_as_the_owner_by_way_of_the_command(alice, b
     events = AuditEvent.objects.filter(target_id=str(job.pk), action__startswith="marketdata.download.")
     assert {e.action for e in events} == {"marketdata.download.created", "marketdata.download.finished"}
     assert {(e.actor_id, e.via) for e in events} == {(alice.pk, "command:download_candles")}
+
+
+def test_a_redelivered_task_takes_over_at_once_from_a_dead_process_of_this_host(alice, market):  # noqa: F811
+    """A pool process killed mid-job: its task comes back (reject_on_worker_lost) while the
+    heartbeat is still fresh; the dead holder is recognised and the job runs now."""
+    import socket
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    run = queued_run(alice, market)
+    BacktestRun.objects.filter(pk=run.pk).update(state=JobState.RUNNING, attempts=1, heartbeat_at=timezone.now(),
+                                                  worker=f"{socket.gethostname()}:{gone.pid}:MainThread")
+    run = backtests.backtest_execute(run.pk)
+    assert run is not None and run.state == JobState.SUCCEEDED and run.attempts == 2
+
+
+def test_a_live_process_keeps_its_job(alice, market):  # noqa: F811
+    import os
+    import socket
+
+    run = queued_run(alice, market)
+    BacktestRun.objects.filter(pk=run.pk).update(state=JobState.RUNNING, heartbeat_at=timezone.now(),
+                                                  worker=f"{socket.gethostname()}:{os.getppid()}:MainThread")
+    assert backtests.backtest_execute(run.pk) is None

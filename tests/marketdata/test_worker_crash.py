@@ -36,7 +36,7 @@ pytestmark = [
 ]
 
 
-def _start_worker(sim, log_path: Path) -> subprocess.Popen:
+def _start_worker(sim, log_path: Path, pool: str = "solo", stale_s: int = STALE_S) -> subprocess.Popen:
     """`celery worker` in its own process, on the test database and Redis, in production mode."""
     db = connection.settings_dict
     env = {k: v for k, v in os.environ.items() if k not in ("TRADEPULSE_TESTING", "DJANGO_ALLOW_ASYNC_UNSAFE")}
@@ -44,12 +44,24 @@ def _start_worker(sim, log_path: Path) -> subprocess.Popen:
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         TRADEPULSE_CELERY_EAGER="0", DEBUG="0", SECRET_KEY="crash-test-" + uuid.uuid4().hex * 2,
         TRADEPULSE_CCXT_OVERRIDES=sim.ccxt_overrides_json(),
-        TRADEPULSE_JOB_HEARTBEAT_S=str(HEARTBEAT_S), TRADEPULSE_JOB_STALE_AFTER_S=str(STALE_S),
+        TRADEPULSE_JOB_HEARTBEAT_S=str(HEARTBEAT_S), TRADEPULSE_JOB_STALE_AFTER_S=str(stale_s),
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tradepulse", "worker", "-Q", "downloads", "-P", "solo",
+        [sys.executable, "-m", "celery", "-A", "tradepulse", "worker", "-Q", "downloads", "-P", pool, "-c", "1",
          "-n", f"crash-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"],
         cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
+
+
+def _stop(workers: list[subprocess.Popen]) -> None:
+    app.conf.task_always_eager = True
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+            worker.wait(timeout=20)
+    # A killed worker's message stays unacknowledged in this test Redis database; drop it so no
+    # later test's worker receives it when the visibility timeout restores it.
+    with app.connection_for_write() as conn:
+        conn.default_channel.client.delete("unacked", "unacked_index")
 
 
 def _wait(condition, timeout: float, what: str, logs: list[Path]):
@@ -93,15 +105,7 @@ def test_a_download_whose_worker_was_killed_is_recovered_and_resumes_without_dup
         _wait(lambda: DownloadJob.objects.filter(pk=job.pk, state="succeeded").exists(), 120,
               "the resumed download", logs)
     finally:
-        app.conf.task_always_eager = True
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-                worker.wait(timeout=20)
-        # The killed worker's message stays unacknowledged in this test Redis database; drop it so
-        # no later test's worker receives it when the visibility timeout restores it.
-        with app.connection_for_write() as conn:
-            conn.default_channel.client.delete("unacked", "unacked_index")
+        _stop(workers)
     job.refresh_from_db()
     stored = stored_rows(btc, "1m")
     assert stored == expected  # every candle, each once, equal to the exchange's
@@ -109,3 +113,33 @@ def test_a_download_whose_worker_was_killed_is_recovered_and_resumes_without_dup
     assert job.attempts == 2
     requeued = AuditEvent.objects.get(action="marketdata.download.requeued", target_id=str(job.pk))
     assert requeued.actor_id == alice.pk and "no heartbeat for" in requeued.reason
+
+
+def test_a_killed_pool_process_hands_its_download_to_the_next_one_at_once(alice, btc, sim, settings, tmp_path):
+    """prefork: the parent sees its child die, the task goes back to the queue (acks_late +
+    reject_on_worker_lost) and the next child takes the job over from the dead process at once,
+    without waiting for the heartbeat to go stale or for beat."""
+    settings.TRADEPULSE_JOB_STALE_AFTER_S = 600  # recovery by heartbeat would be far too late here
+    start, end = T0 - 4000 * MIN, T0 + 2000 * MIN
+    expected = sim_rows(sim, "BTC/USDT", "1m", start, end)
+    sim.set_faults(latency_ms=400)
+    logs = [tmp_path / "worker.log"]
+    workers = [_start_worker(sim, logs[0], pool="prefork", stale_s=600)]
+    app.conf.task_always_eager = False
+    try:
+        job = services.download_start(owner=alice, market=btc, timeframe="1m", start_ms=start, end_ms=end)
+        _wait(lambda: len(stored_rows(btc, "1m")) > 0, 120, "the first stored page", logs)
+        job.refresh_from_db()
+        child = int(job.worker.split(":")[1])
+        assert child != workers[0].pid
+        os.kill(child, signal.SIGKILL)
+        killed_at = time.monotonic()
+        _wait(lambda: DownloadJob.objects.filter(pk=job.pk, state="succeeded").exists(), 120,
+              "the download taken over by the next pool process", logs)
+        taken_over_in = time.monotonic() - killed_at
+    finally:
+        _stop(workers)
+    job.refresh_from_db()
+    assert job.attempts == 2 and int(job.worker.split(":")[1]) != child
+    assert taken_over_in < 60, taken_over_in  # the heartbeat threshold was 600 s: taken over, not timed out
+    assert stored_rows(btc, "1m") == expected

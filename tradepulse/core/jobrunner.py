@@ -94,6 +94,23 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:200]
 
 
+def holder_died_here(worker: str) -> bool:
+    """Is `worker` a process of this host that no longer exists? A task redelivered after its
+    pool process was killed (reject_on_worker_lost) then takes the job over at once instead of
+    waiting for the heartbeat to go stale. Other hosts' workers are judged by heartbeat only."""
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 def enqueue(job_type: JobType, pk: int) -> None:
     """Send the job type's task for row `pk` (runs inline in eager mode)."""
     celery_app.tasks[job_type.task].delay(pk)
@@ -194,7 +211,7 @@ def run_job(name: str, pk: int, *, on_progress: Callable[[Job], None] | None = N
         log.warning("%s %s no longer exists", name, pk)
         return None
     worker = worker_id()
-    if not job.claim(worker=worker):
+    if not job.claim(worker=worker, dead_holder=job.worker if holder_died_here(job.worker) else None):
         log.info("%s %s not claimed (state %s)", name, pk, job.state)
         return None
     ctx = context.current()

@@ -75,14 +75,18 @@ class Job(OwnedModel):
         last = self.heartbeat_at or self.started_at
         return self.state == JobState.RUNNING and last is not None and last < timezone.now() - stale_after()
 
-    def claim(self, *, worker: str = "") -> bool:
+    def claim(self, *, worker: str = "", dead_holder: str | None = None) -> bool:
         """Atomically move QUEUED (or a RUNNING job whose worker died) to RUNNING, held by `worker`.
 
-        Returns False when another worker holds it or it is finished: the caller does nothing.
+        A running job is taken over when its heartbeat is stale, or when it is still held by
+        `dead_holder` (a worker the caller knows to be dead). Returns False when another worker
+        holds it or it is finished: the caller does nothing.
         """
         now = timezone.now()
         stale = now - stale_after()
         claimable = models.Q(state=JobState.QUEUED) | models.Q(state=JobState.RUNNING, heartbeat_at__lt=stale)
+        if dead_holder:
+            claimable |= models.Q(state=JobState.RUNNING, worker=dead_holder)
         updated = (
             type(self)
             .objects.filter(claimable, pk=self.pk, cancel_requested=False)
