@@ -217,3 +217,18 @@ def test_a_live_process_keeps_its_job(alice, market):  # noqa: F811
     BacktestRun.objects.filter(pk=run.pk).update(state=JobState.RUNNING, heartbeat_at=timezone.now(),
                                                   worker=f"{socket.gethostname()}:{os.getppid()}:MainThread")
     assert backtests.backtest_execute(run.pk) is None
+
+
+def test_beat_runs_the_recovery_task(alice, market, settings, django_capture_on_commit_callbacks):  # noqa: F811
+    from tradepulse.celery import app
+
+    app.loader.import_default_modules()
+    entry = settings.CELERY_BEAT_SCHEDULE["recover-lost-jobs"]
+    assert entry["schedule"] == settings.TRADEPULSE_JOB_RECOVER_EVERY_S <= 15
+    run = queued_run(alice, market)
+    _running_with_heartbeat(run, settings.TRADEPULSE_JOB_STALE_AFTER_S + 5, attempts=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        app.tasks[entry["task"]].delay()  # eager in the tests: runs here, as a worker would
+    run.refresh_from_db()
+    assert run.state == JobState.FAILED and run.error_code == "worker_lost"
+    assert run.error.endswith("after 3 attempts. Retry it to continue.")
