@@ -1,7 +1,8 @@
 """Backtest runs, their trades and equity curves.
 
 A run records everything needed to reproduce it: strategy and parameters, market, timeframe,
-range, costs, sizing, stops, and a fingerprint of the candles it read.
+range, execution settings (costs, sizing, stops: apps/strategies/execution.py), a fingerprint of
+the candles it read and the version of the code that computed it.
 """
 from __future__ import annotations
 
@@ -10,16 +11,11 @@ import zlib
 import numpy as np
 from django.db import models
 
+from apps.strategies.execution import ExecutionSettings, Sizing  # noqa: F401  (Sizing: re-exported)
 from tradepulse.core.jobs import Job
 
 
-class Sizing(models.TextChoices):
-    FRACTION = "fraction", "Fraction of equity"
-    NOTIONAL = "notional", "Fixed notional"
-    RISK = "risk", "Risk per trade (from the stop distance)"
-
-
-class BacktestRun(Job):
+class BacktestRun(Job, ExecutionSettings):
     name = models.CharField(max_length=150, blank=True)
     strategy_key = models.CharField(max_length=50, db_index=True)
     parameters = models.JSONField(default=dict, blank=True)
@@ -30,21 +26,13 @@ class BacktestRun(Job):
     start = models.DateTimeField(help_text="First bar's open time (UTC), inclusive.")
     end = models.DateTimeField(help_text="End of the range (UTC), exclusive.")
 
-    cash = models.FloatField(default=10_000.0, help_text="Starting equity in quote currency.")
-    fee = models.FloatField(default=0.001, help_text="Fraction of notional, charged on entry and on exit.")
-    slippage = models.FloatField(default=0.0, help_text="Fraction added to buys and taken from sells.")
-    sizing = models.CharField(max_length=10, choices=Sizing.choices, default=Sizing.FRACTION)
-    size_value = models.FloatField(default=1.0)
-    amount_step = models.FloatField(default=0.0, help_text="Order sizes are rounded down to this step (0 = none).")
-    min_amount = models.FloatField(default=0.0)
-    stop_loss = models.FloatField(null=True, blank=True)
-    take_profit = models.FloatField(null=True, blank=True)
-    trailing_stop = models.FloatField(null=True, blank=True)
-    allow_short = models.BooleanField(default=False)
     allow_gaps = models.BooleanField(default=False)
 
     candle_count = models.PositiveIntegerField(default=0)
     fingerprint = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the candles used.")
+    code_version = models.CharField(max_length=64, blank=True,
+                                    help_text="SHA-256 of the strategy's and the engine's source that computed the "
+                                              "result (quant/strategies/provenance.py says what is hashed).")
     metrics = models.JSONField(default=dict, blank=True)
     timings = models.JSONField(default=dict, blank=True)
     final_equity = models.FloatField(null=True, blank=True)

@@ -4,10 +4,12 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.marketdata.models import Market
+from apps.strategies.execution import EXECUTION_FIELDS
 from apps.strategies.models import StrategyConfig
+from apps.strategies.serializers import ExecutionSettingsSerializer
 from tradepulse.core.api import ScopedPrimaryKeyRelatedField
 
-from .models import BacktestRun, BacktestTrade, Sizing
+from .models import BacktestRun, BacktestTrade
 
 
 class BacktestRunSerializer(serializers.ModelSerializer):
@@ -19,31 +21,18 @@ class BacktestRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = BacktestRun
         fields = ["id", "name", "owner", "state", "progress", "message", "error", "error_code", "strategy_key",
-                  "parameters", "config", "market", "market_symbol", "exchange", "timeframe", "start", "end", "cash",
-                  "fee", "slippage", "sizing", "size_value", "amount_step", "min_amount", "stop_loss", "take_profit",
-                  "trailing_stop", "allow_short", "allow_gaps", "candle_count", "fingerprint", "metrics", "timings",
+                  "parameters", "config", "market", "market_symbol", "exchange", "timeframe", "start", "end",
+                  *EXECUTION_FIELDS, "allow_gaps", "candle_count", "fingerprint", "code_version", "metrics", "timings",
                   "final_equity", "open_position", "skipped_entries", "gaps", "created_at", "started_at",
                   "finished_at", "duration_s"]
         read_only_fields = fields
 
 
-class EngineFieldsSerializer(serializers.Serializer):
-    """Capital, costs, sizing and exits: the engine settings a backtest and a training run share."""
-
-    cash = serializers.FloatField(required=False, min_value=0)
-    fee = serializers.FloatField(required=False, min_value=0)
-    slippage = serializers.FloatField(required=False, min_value=0)
-    sizing = serializers.ChoiceField(choices=Sizing.choices, required=False)
-    size_value = serializers.FloatField(required=False)
-    amount_step = serializers.FloatField(required=False, min_value=0)
-    min_amount = serializers.FloatField(required=False, min_value=0)
-    stop_loss = serializers.FloatField(required=False, allow_null=True)
-    take_profit = serializers.FloatField(required=False, allow_null=True)
-    trailing_stop = serializers.FloatField(required=False, allow_null=True)
-    allow_short = serializers.BooleanField(required=False)
+# The execution settings' input fields, derived from the one model definition.
+EngineFieldsSerializer = ExecutionSettingsSerializer
 
 
-class BacktestCreateSerializer(EngineFieldsSerializer):
+class BacktestCreateSerializer(ExecutionSettingsSerializer):
     """What a user sends to start a backtest. Validation beyond shapes happens in the service."""
 
     name = serializers.CharField(required=False, allow_blank=True, max_length=150)

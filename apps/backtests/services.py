@@ -3,7 +3,6 @@ save as a config. The command, the API, the admin and the task all call these fu
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,9 @@ from apps.audit.services import audit_record
 from apps.marketdata.selectors import candle_count, candles_as_arrays, coverage_for_market, missing_intervals
 from apps.marketdata.timeframes import ceil_time
 from quant.strategies import Bars, ParameterError, UnknownStrategy, get_strategy, timeframe_ms
+from apps.strategies.execution import EXECUTION_FIELDS
 from apps.strategies.models import Source
+from quant.strategies.provenance import bars_fingerprint, code_version
 from tradepulse.core import events, jobrunner
 from tradepulse.core.jobs import JobState
 
@@ -29,8 +30,7 @@ from .serializers import BacktestRunSerializer
 
 log = logging.getLogger(__name__)
 
-ENGINE_FIELDS = ("cash", "fee", "slippage", "sizing", "size_value", "amount_step", "min_amount",
-                 "stop_loss", "take_profit", "trailing_stop", "allow_short")
+ENGINE_FIELDS = EXECUTION_FIELDS  # the one list, from apps/strategies/execution.py
 
 
 # --- Specification and pure computation ---------------------------------------------------------
@@ -96,14 +96,12 @@ class Outcome:
     skipped_entries: int
     gaps: list[dict]
     timings: dict = field(default_factory=dict)
+    code_version: str = ""
 
 
 def fingerprint(bars: Bars) -> str:
     """SHA-256 of the candles (times and OHLCV) a run read, to reproduce it exactly."""
-    digest = hashlib.sha256()
-    for array in (bars.time, bars.open, bars.high, bars.low, bars.close, bars.volume):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
+    return bars_fingerprint(bars)
 
 
 def range_gaps(market, spec: BacktestSpec) -> list[dict]:
@@ -172,7 +170,7 @@ def backtest_compute(spec: BacktestSpec, bars: Bars, *, gaps: list[dict], on_ste
         metrics=metrics, trades=trades_as_records(result), open_position=result.open_position,
         final_equity=float(result.final_equity), equity=result.equity, time=bars.time,
         fingerprint=fingerprint(bars), candle_count=len(bars), skipped_entries=int(result.skipped_entries),
-        gaps=gaps, timings=timings,
+        gaps=gaps, timings=timings, code_version=code_version(spec.strategy_key),
     )
 
 
@@ -193,7 +191,8 @@ def spec_for_run(run: BacktestRun) -> BacktestSpec:
 def backtest_create(*, owner, market, timeframe: str, start: datetime, end: datetime, strategy_key: str | None = None,
                     parameters: dict | None = None, config=None, name: str = "", allow_gaps: bool = False,
                     enqueue: bool = True, **engine) -> BacktestRun:
-    """Validate and store a run, then queue it. From a config, strategy/parameters default to the config's.
+    """Validate and store a run, then queue it. From a config, the strategy, parameters and
+    execution settings default to the config's (settings given here override them one by one).
 
     Refuses (ValidationError) unknown strategies, bad parameters or costs, an empty range, and a
     range with gaps (naming them) unless `allow_gaps`.
@@ -201,6 +200,7 @@ def backtest_create(*, owner, market, timeframe: str, start: datetime, end: date
     if config is not None:
         strategy_key = strategy_key or config.strategy_key
         parameters = parameters if parameters is not None else config.parameters
+        engine = {**config.execution_settings(), **engine}
     if strategy_key is None:
         raise ValidationError({"strategy_key": "Choose a strategy (or a strategy config)."})
     if start is None or end is None:
@@ -211,6 +211,7 @@ def backtest_create(*, owner, market, timeframe: str, start: datetime, end: date
     run = BacktestRun(owner=owner, market=market, timeframe=timeframe, start=start, end=end, config=config,
                       strategy_key=spec.strategy_key, parameters=spec.parameters, allow_gaps=allow_gaps,
                       name=name or f"{spec.strategy_key} {market.symbol} {timeframe}",
+                      code_version=code_version(spec.strategy_key),
                       **{f: getattr(spec.engine, f) for f in ENGINE_FIELDS})
     run.full_clean()
     run.save()
@@ -264,7 +265,8 @@ def _work(job: jobrunner.JobRun) -> jobrunner.Done:
         message=f"{len(outcome.trades)} trades",
         fields=dict(metrics=outcome.metrics, timings=_round(outcome.timings), final_equity=outcome.final_equity,
                     open_position=outcome.open_position, candle_count=outcome.candle_count,
-                    fingerprint=outcome.fingerprint, skipped_entries=outcome.skipped_entries, gaps=outcome.gaps),
+                    fingerprint=outcome.fingerprint, skipped_entries=outcome.skipped_entries, gaps=outcome.gaps,
+                    code_version=outcome.code_version),
         audit={"trades": len(outcome.trades), "final_equity": outcome.final_equity,
                "fingerprint": outcome.fingerprint})
 
@@ -311,7 +313,9 @@ def backtest_cancel(*, run: BacktestRun, reason: str = "") -> BacktestRun:
 
 
 def backtest_save_as_config(*, run: BacktestRun, owner, name: str = "", notes: str = ""):
-    """A finished run's strategy, parameters, market and timeframe become a StrategyConfig."""
+    """A finished run becomes a StrategyConfig: strategy, parameters, market, timeframe, the
+    FULL execution settings (costs, sizing, stops, shorts) and the run's code version, so the
+    config trades the way the run's results were measured."""
     from apps.strategies.services import config_create
 
     if run.state != JobState.SUCCEEDED:
@@ -319,7 +323,8 @@ def backtest_save_as_config(*, run: BacktestRun, owner, name: str = "", notes: s
     return config_create(owner=owner, strategy_key=run.strategy_key, market=run.market, timeframe=run.timeframe,
                          parameters=run.parameters, name=name or f"{run.name} (from backtest {run.pk})",
                          notes=notes, source=Source.BACKTEST, provenance={"backtest_run": run.pk},
-                         metrics={"backtest": run.metrics}, reason=f"saved from backtest {run.pk}")
+                         metrics={"backtest": run.metrics}, reason=f"saved from backtest {run.pk}",
+                         execution=run.execution_settings(), code_version=run.code_version)
 
 
 def _publish(run: BacktestRun, event_type: str) -> None:

@@ -12,11 +12,13 @@ from tradepulse.core.api import OwnedModelViewSet, ScopedPrimaryKeyRelatedField
 
 from . import services
 from quant.strategies import UnknownStrategy, all_strategies, get_strategy
+from quant.strategies.provenance import code_version, code_version_files
+from .execution import EXECUTION_FIELDS
 from .models import StrategyConfig
 
 
 def strategy_payload(cls) -> dict:
-    return cls.schema()
+    return {**cls.schema(), "code_version": code_version(cls.key), "code_files": list(code_version_files(cls.key))}
 
 
 class StrategySerializer(serializers.Serializer):
@@ -26,6 +28,9 @@ class StrategySerializer(serializers.Serializer):
     params = serializers.JSONField(help_text="Parameter definitions: type, default, bounds, step, choices, help.")
     timeframes = serializers.ListField(child=serializers.CharField())
     supports_short = serializers.BooleanField()
+    code_version = serializers.CharField(help_text="SHA-256 of the strategy's source and the engine and metrics code "
+                                                   "it runs with, as loaded now.")
+    code_files = serializers.ListField(child=serializers.CharField(), help_text="The files code_version hashes.")
 
 
 class StrategyViewSet(viewsets.ViewSet):
@@ -56,12 +61,15 @@ class StrategyConfigSerializer(serializers.ModelSerializer):
     class Meta:
         model = StrategyConfig
         fields = ["id", "name", "strategy_key", "market", "market_symbol", "exchange", "timeframe", "parameters",
-                  "stage", "source", "provenance", "metrics", "notes", "owner", "created_at", "updated_at"]
-        read_only_fields = ["stage", "source", "provenance", "metrics", "owner", "created_at", "updated_at"]
+                  *EXECUTION_FIELDS, "code_version", "stage", "source", "provenance", "metrics", "notes", "owner",
+                  "created_at", "updated_at"]
+        read_only_fields = ["code_version", "stage", "source", "provenance", "metrics", "owner", "created_at",
+                            "updated_at"]
 
     def create(self, validated_data):
+        execution = {f: validated_data.pop(f) for f in EXECUTION_FIELDS if f in validated_data}
         return services.config_create(owner=self.context["request"].user, reason="created through the API",
-                                      **validated_data)
+                                      execution=execution, **validated_data)
 
     def update(self, instance, validated_data):
         fixed = sorted(set(validated_data) - set(services.EDITABLE))

@@ -2,7 +2,8 @@
 
 Strategies themselves are code (quant/strategies), registered by key; a StrategyConfig
 is one concrete, parameterised use of a strategy that can be backtested, trained, graduated
-and deployed.
+and deployed. It carries the full execution settings (apps/strategies/execution.py), so a config
+promoted to paper trades with the stops and costs its evidence assumed.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from tradepulse.core.models import OwnedModel
+
+from .execution import ExecutionSettings
 
 from quant.strategies import UnknownStrategy, get_strategy
 from quant.strategies.base import ParameterError
@@ -38,7 +41,10 @@ def validate_timeframe(value: str) -> None:
         raise ValidationError(str(exc)) from None
 
 
-class StrategyConfig(OwnedModel):
+class StrategyConfig(OwnedModel, ExecutionSettings):
+    """A strategy's parameters with the execution settings (costs, sizing, stops, shorts) its
+    results were measured with, on one market and timeframe, at a lifecycle stage."""
+
     name = models.CharField(max_length=120)
     strategy_key = models.CharField(max_length=50, db_index=True)
     market = models.ForeignKey("marketdata.Market", on_delete=models.PROTECT, related_name="strategy_configs")
@@ -51,6 +57,10 @@ class StrategyConfig(OwnedModel):
     metrics = models.JSONField(default=dict, blank=True,
                                help_text="Metrics it was chosen on (in-sample, out-of-sample, walk-forward).")
     notes = models.TextField(blank=True)
+    code_version = models.CharField(
+        max_length=64, blank=True,
+        help_text="SHA-256 of the strategy's and the engine's source that produced the results it was created "
+                  "from (quant/strategies/provenance.py says what is hashed).")
 
     class Meta:
         ordering = ["-created_at"]
@@ -64,6 +74,7 @@ class StrategyConfig(OwnedModel):
         return get_strategy(self.strategy_key)
 
     def clean(self):
+        super().clean()  # execution settings
         try:
             strategy = get_strategy(self.strategy_key)
         except UnknownStrategy as exc:

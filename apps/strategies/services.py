@@ -1,11 +1,16 @@
 """Strategy configuration state changes. Stage changes belong to apps.graduation."""
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from tradepulse.core.permissions import grant_owner
 from apps.audit.services import audit_record, diff
 
+from quant.strategies import UnknownStrategy
+from quant.strategies.provenance import code_version as current_code_version
+
+from .execution import EXECUTION_FIELDS
 from .models import Source, Stage, StrategyConfig
 
 
@@ -24,12 +29,29 @@ def config_create(
     metrics: dict | None = None,
     stage: str = Stage.DISCOVERY,
     reason: str = "",
+    execution: dict | None = None,
+    code_version: str | None = None,
 ) -> StrategyConfig:
-    """Create a configuration; parameters are validated (and defaults filled) by the strategy."""
+    """Create a configuration; parameters are validated (and defaults filled) by the strategy.
+
+    `execution`: the execution settings (keys of EXECUTION_FIELDS; missing ones take the
+    defaults, unknown ones are refused). A config made from a run must pass the run's full
+    settings, so it trades the way its results were measured. `code_version`: that of the run
+    the config comes from ("" when the run predates code versions); None = the current code.
+    """
+    execution = dict(execution or {})
+    unknown = sorted(set(execution) - set(EXECUTION_FIELDS))
+    if unknown:
+        raise ValidationError({f: "Not an execution setting." for f in unknown})
+    if code_version is None:
+        try:
+            code_version = current_code_version(strategy_key)
+        except UnknownStrategy:
+            code_version = ""  # full_clean names the unknown strategy
     config = StrategyConfig(
         owner=owner, strategy_key=strategy_key, market=market, timeframe=timeframe,
         parameters=parameters or {}, notes=notes, source=source, provenance=provenance or {},
-        metrics=metrics or {}, stage=stage,
+        metrics=metrics or {}, stage=stage, code_version=code_version, **execution,
     )
     config.name = name or f"{strategy_key} {market.symbol} {timeframe}"
     config.full_clean()
@@ -37,7 +59,8 @@ def config_create(
     grant_owner(config)
     audit_record("strategies.config.created", target=config, reason=reason,
                  metadata={"strategy": strategy_key, "parameters": config.parameters, "source": source,
-                           "provenance": config.provenance, "stage": stage})
+                           "provenance": config.provenance, "stage": stage,
+                           "execution": config.execution_settings(), "code_version": config.code_version})
     return config
 
 
@@ -49,8 +72,6 @@ def config_update(*, config: StrategyConfig, reason: str = "", **changes) -> Str
     """Change name, parameters or notes. Parameters are re-validated; the change is audited."""
     unknown = sorted(set(changes) - set(EDITABLE))
     if unknown:
-        from django.core.exceptions import ValidationError
-
         raise ValidationError({f: "This field cannot be changed here." for f in unknown})
     config = StrategyConfig.objects.select_for_update().get(pk=config.pk)
     before = {f: getattr(config, f) for f in EDITABLE}

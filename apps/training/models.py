@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from apps.backtests.models import Sizing
+from apps.strategies.execution import ExecutionSettings
 from tradepulse.core.jobs import Job
 
 
@@ -28,7 +28,7 @@ class Scheme(models.TextChoices):
     ANCHORED = "anchored", "Anchored"
 
 
-class TrainingRun(Job):
+class TrainingRun(Job, ExecutionSettings):
     """An optuna study of one strategy on one market and timeframe, run by `n_workers` tasks,
     then validated (walk-forward, hold-out, DSR, PBO) by the last worker to finish."""
 
@@ -51,17 +51,9 @@ class TrainingRun(Job):
     n_workers = models.PositiveSmallIntegerField(default=1)
     top_n = models.PositiveSmallIntegerField(default=5, help_text="Candidates validated and saved as configs.")
 
-    cash = models.FloatField(default=10_000.0)
-    fee = models.FloatField(default=0.001)
-    slippage = models.FloatField(default=0.0)
-    sizing = models.CharField(max_length=10, choices=Sizing.choices, default=Sizing.FRACTION)
-    size_value = models.FloatField(default=1.0)
-    amount_step = models.FloatField(default=0.0)
-    min_amount = models.FloatField(default=0.0)
-    stop_loss = models.FloatField(null=True, blank=True)
-    take_profit = models.FloatField(null=True, blank=True)
-    trailing_stop = models.FloatField(null=True, blank=True)
-    allow_short = models.BooleanField(default=False)
+    code_version = models.CharField(max_length=64, blank=True,
+                                    help_text="SHA-256 of the strategy's and the engine's source when the run was "
+                                              "created (quant/strategies/provenance.py says what is hashed).")
 
     study_name = models.CharField(max_length=200, blank=True)
     batch = models.CharField(max_length=32, blank=True, db_index=True,

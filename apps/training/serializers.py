@@ -11,13 +11,13 @@ from apps.marketdata.models import Market
 from tradepulse.core.api import ScopedPrimaryKeyRelatedField
 
 from .models import Objective, SamplerChoice, Scheme, TrainingRun, TrainingTrial
-from apps.backtests.serializers import EngineFieldsSerializer
+from apps.strategies.execution import EXECUTION_FIELDS
+from apps.strategies.serializers import ExecutionSettingsSerializer
 
 RUN_FIELDS = ["id", "name", "batch", "owner", "state", "progress", "message", "error", "strategy_key", "market",
               "market_symbol", "exchange", "timeframe", "start", "end", "objective", "min_trades", "sampler",
-              "n_trials", "timeout_s", "folds", "scheme", "holdout_share", "seed", "n_workers", "top_n", "cash", "fee",
-              "slippage", "sizing", "size_value", "amount_step", "min_amount", "stop_loss", "take_profit",
-              "trailing_stop", "allow_short", "study_name", "holdout_start", "trials_complete", "trials_pruned",
+              "n_trials", "timeout_s", "folds", "scheme", "holdout_share", "seed", "n_workers", "top_n", *EXECUTION_FIELDS,
+              "code_version", "study_name", "holdout_start", "trials_complete", "trials_pruned",
               "trials_failed", "trials_done", "best_value", "best_number", "best_params", "verdict", "created_at",
               "started_at", "finished_at", "duration_s"]
 
@@ -45,7 +45,7 @@ class TrainingRunDetailSerializer(TrainingRunSerializer):
         read_only_fields = fields
 
 
-class TrainingCreateSerializer(EngineFieldsSerializer):
+class TrainingCreateSerializer(ExecutionSettingsSerializer):
     """What a user sends to start a training run; rules beyond shapes live in the service."""
 
     name = serializers.CharField(required=False, allow_blank=True, max_length=150)

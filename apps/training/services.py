@@ -21,7 +21,9 @@ from tradepulse.core.permissions import grant_owner
 from apps.audit.services import audit_record
 from apps.marketdata.selectors import candle_count
 from quant.strategies import Bars, get_strategy
+from apps.strategies.execution import EXECUTION_FIELDS
 from apps.strategies.models import Source, Stage
+from quant.strategies.provenance import code_version
 from apps.strategies.services import config_create
 from tradepulse.core import events
 from tradepulse.core.jobs import JobState
@@ -136,6 +138,7 @@ def training_create(*, owner, market, timeframe: str, start: datetime, end: date
                       n_trials=n_trials, timeout_s=timeout_s, folds=folds, scheme=scheme,
                       holdout_share=holdout_share, seed=seed, n_workers=n_workers, top_n=top_n,
                       name=name or f"train {spec.strategy_key} {market.symbol} {timeframe}", batch=batch,
+                      code_version=code_version(spec.strategy_key),
                       **{f: getattr(spec.engine, f) for f in ENGINE_FIELDS})
     run.full_clean()
     run.save()
@@ -346,7 +349,8 @@ def _finalise(run: TrainingRun, bars, warmup, optimise, holdout, fold_list) -> N
     with transaction.atomic():
         configs = [] if cancelled else training_configs_create(
             owner=run.owner, market=run.market, timeframe=run.timeframe, strategy_key=run.strategy_key,
-            result=result, provenance={"training_run": run.pk}, label=f"training {run.pk}")
+            result=result, provenance={"training_run": run.pk}, label=f"training {run.pk}",
+            code_version=run.code_version)
         result["configs_created"] = [c.pk for c in configs]
         best = result["best"] or {}
         done = f"{result['trials']['count']} trials · {result['verdict']['text']}"
@@ -373,9 +377,11 @@ def candidate_metrics(candidate: dict, result: dict) -> dict:
 
 
 def training_configs_create(*, owner, market, timeframe: str, strategy_key: str, result: dict,
-                            provenance: dict, label: str) -> list:
+                            provenance: dict, label: str, code_version: str | None = None) -> list:
     """The validated candidates become StrategyConfigs: VALIDATION when their verdict is
-    "likely robust" (the graduation policy's bar for leaving discovery), else DISCOVERY."""
+    "likely robust" (the graduation policy's bar for leaving discovery), else DISCOVERY. Each
+    carries the execution settings the training measured with (`result["engine_config"]`)."""
+    execution = {k: v for k, v in (result.get("engine_config") or {}).items() if k in EXECUTION_FIELDS}
     configs = []
     for cand in result.get("candidates") or []:
         code = (cand.get("verdict") or {}).get("code")
@@ -385,7 +391,8 @@ def training_configs_create(*, owner, market, timeframe: str, strategy_key: str,
             name=f"{strategy_key} {market.symbol} {timeframe} ({label}, trial {cand['number']})",
             source=Source.TRAINING, provenance={**provenance, "trial": cand["number"]},
             metrics={"training": candidate_metrics(cand, result)},
-            stage=Stage.VALIDATION if code == ROBUST else Stage.DISCOVERY,
+            stage=Stage.VALIDATION if code == ROBUST else Stage.DISCOVERY, execution=execution,
+            code_version=code_version,
             reason=f"{label}: candidate {cand.get('rank')} ({(cand.get('verdict') or {}).get('text', 'no verdict')})"))
     return configs
 
@@ -418,6 +425,7 @@ def training_create_config_from_trial(*, run: TrainingRun, number: int, owner, n
                                       f"trial {number})",
                          source=Source.TRAINING, provenance={"training_run": run.pk, "trial": number},
                          metrics={"training": metrics}, stage=Stage.DISCOVERY,
+                         execution=run.execution_settings(), code_version=run.code_version,
                          reason=f"created from trial {number} of training {run.pk}")
 
 

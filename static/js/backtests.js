@@ -48,9 +48,10 @@
         ['Stops', `SL ${r.stop_loss != null ? TP.fmtPct(r.stop_loss) : '—'} · TP ${r.take_profit != null ? TP.fmtPct(r.take_profit) : '—'} · trailing ${r.trailing_stop != null ? TP.fmtPct(r.trailing_stop) : '—'}`],
         ['Shorts', r.allow_short ? 'allowed' : 'off'], ['Candles', `${TP.fmtNum(r.candle_count, 0)}${r.gaps && r.gaps.length ? ` · ${r.gaps.length} gap(s) allowed` : ''}`],
         ['Fingerprint', `<code class="small">${TP.esc((r.fingerprint || '').slice(0, 16))}</code>`],
+        ['Code version', r.code_version ? `<code class="small" title="SHA-256 of the strategy's, the engine's and the metrics' source">${TP.esc(r.code_version.slice(0, 12))}</code>` : '<span class="muted">not recorded</span>'],
         ['Timings', r.timings && r.timings.total_s ? Object.entries(r.timings).map(([k, v]) => `${k} ${v}`).join(' · ') : '—'],
       ];
-      $('#setup-table tbody').innerHTML = setup.map(([k, v]) => `<tr><th>${k}</th><td>${k === 'Fingerprint' ? v : TP.esc(v)}</td></tr>`).join('');
+      $('#setup-table tbody').innerHTML = setup.map(([k, v]) => `<tr><th>${k}</th><td>${['Fingerprint', 'Code version'].includes(k) ? v : TP.esc(v)}</td></tr>`).join('');
       if (r.state === 'succeeded') {
         const days = (new Date(r.end) - new Date(r.start)) / 86400000;
         $('#metrics-note').textContent = days < 90 ? `Annualised figures (CAGR, volatility, Sharpe, Sortino, Calmar) extrapolate ${TP.fmtNum(days, 1)} days to a year; read them with care.` : '';
@@ -184,14 +185,23 @@
     };
     $('#bt-strategy').onchange = () => renderStrategy();
     $('#bt-dataset').onchange = () => renderDataset(false);
-    $('#bt-config').onchange = () => {
+    // A config's execution settings fill the form, so the run trades the way the config does.
+    const pct = (x) => (x == null ? '' : String(Number((100 * x).toPrecision(12))));
+    function applySettings(c) {
+      $('#bt-cash').value = c.cash; $('#bt-fee').value = pct(c.fee); $('#bt-slippage').value = pct(c.slippage);
+      $('#bt-sizing').value = c.sizing; $('#bt-sizing').onchange(); $('#bt-size').value = c.size_value;
+      $('#bt-step').value = c.amount_step; $('#bt-sl').value = pct(c.stop_loss); $('#bt-tp').value = pct(c.take_profit);
+      $('#bt-trail').value = pct(c.trailing_stop); $('#bt-short').checked = c.allow_short;
+    }
+    $('#bt-config').onchange = async () => {
       const c = configs.find((x) => String(x.id) === $('#bt-config').value);
       if (!c) return;
       $('#bt-strategy').value = c.strategy_key;
       renderStrategy(c.parameters);
       const i = datasets.findIndex((d) => d.market === c.market && d.timeframe === c.timeframe);
-      if (i >= 0) { $('#bt-dataset').value = String(i); renderDataset(false); }
+      if (i >= 0) { $('#bt-dataset').value = String(i); await renderDataset(false); }
       else TP.toast(`No stored ${c.timeframe} candles for ${c.market_symbol}: download them on the Market data page.`, 'bad');
+      applySettings(c);
     };
 
     async function loadForm() {
