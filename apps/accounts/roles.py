@@ -19,8 +19,9 @@ PLATFORM_APPS = (
 )
 # Apps whose objects a trader creates and owns.
 TRADER_WRITE_APPS = ("marketdata", "strategies", "backtests", "training", "graduation", "risk", "trading", "alerts")
-# Models a trader may only read even inside those apps (shared reference data, decisions).
-TRADER_READ_ONLY_MODELS = {"exchange", "market", "candle", "retentionpolicy", "graduationpolicy"}
+# Models a trader may only read even inside those apps (shared reference data, decisions,
+# evidence that is measured, never typed in).
+TRADER_READ_ONLY_MODELS = {"exchange", "market", "candle", "retentionpolicy", "graduationpolicy", "configevidence"}
 # Extra custom permissions by role, as "app_label.codename"; missing ones (apps not yet
 # migrated) are skipped and picked up on the next migrate.
 EXTRA = {

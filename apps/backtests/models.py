@@ -10,6 +10,7 @@ import zlib
 
 import numpy as np
 from django.db import models
+from django.urls import reverse
 
 from apps.strategies.execution import ExecutionSettings, Sizing  # noqa: F401  (Sizing: re-exported)
 from tradepulse.core.jobs import Job
@@ -43,6 +44,9 @@ class BacktestRun(Job, ExecutionSettings):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def get_absolute_url(self) -> str:
+        return reverse("dashboard:backtest-detail", args=[self.pk])
 
     def __str__(self) -> str:
         return self.name or f"Backtest {self.pk} {self.strategy_key} {self.timeframe}"

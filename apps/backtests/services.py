@@ -18,7 +18,7 @@ from apps.marketdata.selectors import candle_count, candles_as_arrays, coverage_
 from apps.marketdata.timeframes import ceil_time
 from quant.strategies import Bars, ParameterError, UnknownStrategy, get_strategy, timeframe_ms
 from apps.strategies.execution import EXECUTION_FIELDS
-from apps.strategies.models import Source
+from apps.strategies.models import EvidenceSource, Source
 from quant.strategies.provenance import bars_fingerprint, code_version
 from tradepulse.core import events, jobrunner
 from tradepulse.core.jobs import JobState
@@ -315,7 +315,8 @@ def backtest_cancel(*, run: BacktestRun, reason: str = "") -> BacktestRun:
 def backtest_save_as_config(*, run: BacktestRun, owner, name: str = "", notes: str = ""):
     """A finished run becomes a StrategyConfig: strategy, parameters, market, timeframe, the
     FULL execution settings (costs, sizing, stops, shorts) and the run's code version, so the
-    config trades the way the run's results were measured."""
+    config trades the way the run's results were measured; the run's result is its first
+    evidence row."""
     from apps.strategies.services import config_create
 
     if run.state != JobState.SUCCEEDED:
@@ -324,7 +325,17 @@ def backtest_save_as_config(*, run: BacktestRun, owner, name: str = "", notes: s
                          parameters=run.parameters, name=name or f"{run.name} (from backtest {run.pk})",
                          notes=notes, source=Source.BACKTEST, provenance={"backtest_run": run.pk},
                          metrics={"backtest": run.metrics}, reason=f"saved from backtest {run.pk}",
-                         execution=run.execution_settings(), code_version=run.code_version)
+                         execution=run.execution_settings(), code_version=run.code_version,
+                         evidence=[backtest_evidence(run)])
+
+
+def backtest_evidence(run: BacktestRun) -> dict:
+    """A finished run as a config's typed evidence row (config_evidence_record's arguments)."""
+    m = run.metrics or {}
+    return dict(source=EvidenceSource.BACKTEST, period_start=run.start, period_end=run.end,
+                fingerprint=run.fingerprint, code_version=run.code_version, trades=m.get("trade_count") or 0,
+                sharpe=m.get("sharpe"), max_drawdown=m.get("max_drawdown"), total_return=m.get("total_return"),
+                metrics=m, run=run, reason=f"measured by backtest {run.pk}")
 
 
 def _publish(run: BacktestRun, event_type: str) -> None:

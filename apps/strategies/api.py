@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import django_filters
+from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.exceptions import NotFound
@@ -14,7 +15,7 @@ from . import services
 from quant.strategies import UnknownStrategy, all_strategies, get_strategy
 from quant.strategies.provenance import code_version, code_version_files
 from .execution import EXECUTION_FIELDS
-from .models import StrategyConfig
+from .models import ConfigEvidence, StrategyConfig
 
 
 def strategy_payload(cls) -> dict:
@@ -52,8 +53,28 @@ class StrategyViewSet(viewsets.ViewSet):
             raise NotFound(str(exc)) from None
 
 
+class ConfigEvidenceSerializer(serializers.ModelSerializer):
+    """One typed evidence row; `run` links the run that measured it (type, id, dashboard page)."""
+
+    run = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ConfigEvidence
+        fields = ["id", "source", "period_start", "period_end", "fingerprint", "code_version", "trades", "sharpe",
+                  "max_drawdown", "total_return", "oos_sharpe", "dsr", "pbo", "run", "trial", "metrics", "created_at"]
+        read_only_fields = fields
+
+    def get_run(self, row) -> dict | None:
+        if row.run_type_id is None:
+            return None
+        return {"type": f"{row.run_type.app_label}.{row.run_type.model}", "id": row.run_id, "url": row.run_url}
+
+
 class StrategyConfigSerializer(serializers.ModelSerializer):
     market = ScopedPrimaryKeyRelatedField(queryset=Market.objects.all())
+    evidence = ConfigEvidenceSerializer(many=True, read_only=True,
+                                        help_text="Measured results, latest period first (backtest, training "
+                                                  "out-of-sample and hold-out, later paper, testnet, live).")
     market_symbol = serializers.CharField(source="market.symbol", read_only=True)
     exchange = serializers.CharField(source="market.exchange.name", read_only=True)
     owner = serializers.CharField(source="owner.username", read_only=True)
@@ -61,9 +82,9 @@ class StrategyConfigSerializer(serializers.ModelSerializer):
     class Meta:
         model = StrategyConfig
         fields = ["id", "name", "strategy_key", "market", "market_symbol", "exchange", "timeframe", "parameters",
-                  *EXECUTION_FIELDS, "code_version", "stage", "source", "provenance", "metrics", "notes", "owner",
-                  "created_at", "updated_at"]
-        read_only_fields = ["code_version", "stage", "source", "provenance", "metrics", "owner", "created_at",
+                  *EXECUTION_FIELDS, "code_version", "stage", "source", "provenance", "metrics", "evidence", "notes",
+                  "owner", "created_at", "updated_at"]
+        read_only_fields = ["code_version", "evidence", "stage", "source", "provenance", "metrics", "owner", "created_at",
                             "updated_at"]
 
     def create(self, validated_data):
@@ -86,7 +107,8 @@ class StrategyConfigFilter(django_filters.FilterSet):
 
 
 class StrategyConfigViewSet(OwnedModelViewSet):
-    queryset = StrategyConfig.objects.select_related("market__exchange", "owner")
+    queryset = StrategyConfig.objects.select_related("market__exchange", "owner").prefetch_related(
+        Prefetch("evidence", queryset=ConfigEvidence.objects.select_related("run_type")))
     serializer_class = StrategyConfigSerializer
     filterset_class = StrategyConfigFilter
     search_fields = ["name", "strategy_key", "notes"]

@@ -11,7 +11,7 @@ from quant.strategies import UnknownStrategy
 from quant.strategies.provenance import code_version as current_code_version
 
 from .execution import EXECUTION_FIELDS
-from .models import Source, Stage, StrategyConfig
+from .models import ConfigEvidence, Source, Stage, StrategyConfig
 
 
 @transaction.atomic
@@ -31,6 +31,7 @@ def config_create(
     reason: str = "",
     execution: dict | None = None,
     code_version: str | None = None,
+    evidence: list[dict] | None = None,
 ) -> StrategyConfig:
     """Create a configuration; parameters are validated (and defaults filled) by the strategy.
 
@@ -38,6 +39,7 @@ def config_create(
     defaults, unknown ones are refused). A config made from a run must pass the run's full
     settings, so it trades the way its results were measured. `code_version`: that of the run
     the config comes from ("" when the run predates code versions); None = the current code.
+    `evidence`: results it comes with, each the keyword arguments of `config_evidence_record`.
     """
     execution = dict(execution or {})
     unknown = sorted(set(execution) - set(EXECUTION_FIELDS))
@@ -61,7 +63,38 @@ def config_create(
                  metadata={"strategy": strategy_key, "parameters": config.parameters, "source": source,
                            "provenance": config.provenance, "stage": stage,
                            "execution": config.execution_settings(), "code_version": config.code_version})
+    for row in evidence or []:
+        config_evidence_record(config=config, **row)
     return config
+
+
+EVIDENCE_FIGURES = ("trades", "sharpe", "max_drawdown", "total_return", "oos_sharpe", "dsr", "pbo")
+
+
+@transaction.atomic
+def config_evidence_record(*, config: StrategyConfig, source: str, period_start, period_end, fingerprint: str = "",
+                           code_version: str = "", metrics: dict | None = None, run=None, trial: int | None = None,
+                           reason: str = "", **figures) -> ConfigEvidence:
+    """Store one typed evidence row for `config` (see ConfigEvidence for units) and audit it.
+
+    `figures`: trades, sharpe, max_drawdown, total_return (over the period), and for training
+    oos_sharpe, dsr and pbo; a missing figure is stored as empty (undefined), never as 0.
+    `run`: the run or deployment that measured it (linked generically).
+    """
+    unknown = sorted(set(figures) - set(EVIDENCE_FIGURES))
+    if unknown:
+        raise ValidationError({f: "Not an evidence figure." for f in unknown})
+    row = ConfigEvidence(config=config, source=source, period_start=period_start, period_end=period_end,
+                         fingerprint=fingerprint, code_version=code_version, metrics=metrics or {}, run=run,
+                         trial=trial, **{**figures, "trades": figures.get("trades") or 0})
+    row.full_clean()
+    row.save()
+    audit_record("strategies.config.evidence_recorded", target=config, reason=reason,
+                 metadata={"evidence": row.pk, "source": source, "period_start": period_start,
+                           "period_end": period_end, "fingerprint": fingerprint, "code_version": code_version,
+                           **{f: getattr(row, f) for f in EVIDENCE_FIGURES},
+                           "run": None if run is None else f"{run._meta.label_lower}:{run.pk}", "trial": trial})
+    return row
 
 
 EDITABLE = ("name", "parameters", "notes")

@@ -3,6 +3,7 @@ timeframe, validated out of sample and on a hold-out; and the trials the live fe
 from __future__ import annotations
 
 from django.db import models
+from django.urls import reverse
 
 from apps.strategies.execution import ExecutionSettings
 from tradepulse.core.jobs import Job
@@ -75,6 +76,9 @@ class TrainingRun(Job, ExecutionSettings):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def get_absolute_url(self) -> str:
+        return reverse("dashboard:training-detail", args=[self.pk])
 
     def __str__(self) -> str:
         return self.name or f"Training {self.pk} {self.strategy_key} {self.timeframe}"

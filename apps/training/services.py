@@ -23,11 +23,12 @@ from apps.marketdata.selectors import candle_count
 from quant.strategies import Bars, get_strategy
 from apps.strategies.execution import EXECUTION_FIELDS
 from apps.strategies.models import Source, Stage
-from quant.strategies.provenance import code_version
+from quant.strategies.provenance import code_version as current_code_version
 from apps.strategies.services import config_create
 from tradepulse.core import events
 from tradepulse.core.jobs import JobState
 
+from .evidence import candidate_evidence
 from .models import Objective, SamplerChoice, Scheme, TrainingRun, TrainingTrial
 from apps.backtests.services import ENGINE_FIELDS, BacktestSpec, check_data, load_bars, range_gaps
 from quant.optimisation import (OBJECTIVES, SAMPLERS, create_study, holdout_split, max_warmup, run_trials,
@@ -138,7 +139,7 @@ def training_create(*, owner, market, timeframe: str, start: datetime, end: date
                       n_trials=n_trials, timeout_s=timeout_s, folds=folds, scheme=scheme,
                       holdout_share=holdout_share, seed=seed, n_workers=n_workers, top_n=top_n,
                       name=name or f"train {spec.strategy_key} {market.symbol} {timeframe}", batch=batch,
-                      code_version=code_version(spec.strategy_key),
+                      code_version=current_code_version(spec.strategy_key),
                       **{f: getattr(spec.engine, f) for f in ENGINE_FIELDS})
     run.full_clean()
     run.save()
@@ -350,7 +351,7 @@ def _finalise(run: TrainingRun, bars, warmup, optimise, holdout, fold_list) -> N
         configs = [] if cancelled else training_configs_create(
             owner=run.owner, market=run.market, timeframe=run.timeframe, strategy_key=run.strategy_key,
             result=result, provenance={"training_run": run.pk}, label=f"training {run.pk}",
-            code_version=run.code_version)
+            code_version=run.code_version, run=run)
         result["configs_created"] = [c.pk for c in configs]
         best = result["best"] or {}
         done = f"{result['trials']['count']} trials · {result['verdict']['text']}"
@@ -377,11 +378,13 @@ def candidate_metrics(candidate: dict, result: dict) -> dict:
 
 
 def training_configs_create(*, owner, market, timeframe: str, strategy_key: str, result: dict,
-                            provenance: dict, label: str, code_version: str | None = None) -> list:
+                            provenance: dict, label: str, code_version: str | None = None, run=None) -> list:
     """The validated candidates become StrategyConfigs: VALIDATION when their verdict is
     "likely robust" (the graduation policy's bar for leaving discovery), else DISCOVERY. Each
-    carries the execution settings the training measured with (`result["engine_config"]`)."""
+    carries the execution settings the training measured with (`result["engine_config"]`) and
+    its out-of-sample and hold-out results as typed evidence (linked to `run` when given)."""
     execution = {k: v for k, v in (result.get("engine_config") or {}).items() if k in EXECUTION_FIELDS}
+    code_version = current_code_version(strategy_key) if code_version is None else code_version
     configs = []
     for cand in result.get("candidates") or []:
         code = (cand.get("verdict") or {}).get("code")
@@ -392,7 +395,8 @@ def training_configs_create(*, owner, market, timeframe: str, strategy_key: str,
             source=Source.TRAINING, provenance={**provenance, "trial": cand["number"]},
             metrics={"training": candidate_metrics(cand, result)},
             stage=Stage.VALIDATION if code == ROBUST else Stage.DISCOVERY, execution=execution,
-            code_version=code_version,
+            code_version=code_version, evidence=candidate_evidence(cand, result, market=market, timeframe=timeframe,
+                                                                   run=run, code_version=code_version),
             reason=f"{label}: candidate {cand.get('rank')} ({(cand.get('verdict') or {}).get('text', 'no verdict')})"))
     return configs
 
@@ -426,6 +430,8 @@ def training_create_config_from_trial(*, run: TrainingRun, number: int, owner, n
                          source=Source.TRAINING, provenance={"training_run": run.pk, "trial": number},
                          metrics={"training": metrics}, stage=Stage.DISCOVERY,
                          execution=run.execution_settings(), code_version=run.code_version,
+                         evidence=candidate_evidence(candidate, run.result or {}, market=run.market,
+                                                     timeframe=run.timeframe, run=run, code_version=run.code_version),
                          reason=f"created from trial {number} of training {run.pk}")
 
 
