@@ -31,7 +31,8 @@
         ['Objective', `${r.objective}, at least ${r.min_trades} trades per window`],
         ['Search', `${r.sampler}, ${r.n_trials} trials${r.timeout_s ? `, ${r.timeout_s} s budget` : ''}, seed ${r.seed ?? 'random'}, ${r.n_workers} worker(s)`],
         ['Walk-forward', `${r.folds} ${r.scheme} folds`], ['Costs', `fee ${TP.fmtPct(r.fee, 3)} · slippage ${TP.fmtPct(r.slippage, 3)}`],
-        ['Study', r.study_name],
+        ['Exits and sizing', `SL ${r.stop_loss != null ? TP.fmtPct(r.stop_loss) : '—'} · TP ${r.take_profit != null ? TP.fmtPct(r.take_profit) : '—'} · trailing ${r.trailing_stop != null ? TP.fmtPct(r.trailing_stop) : '—'} · ${r.sizing} ${r.size_value} · shorts ${r.allow_short ? 'allowed' : 'off'}`],
+        ['Study', r.study_name], ['Code version', r.code_version ? r.code_version.slice(0, 12) : 'not recorded'],
       ];
       $('#setup-table tbody').innerHTML = setup.map(([k, v]) => `<tr><th>${k}</th><td>${TP.esc(v)}</td></tr>`).join('');
       renderBest();

@@ -21,7 +21,10 @@ from tests.backtests.conftest import MIN, T0, ms_dt
 def test_every_engine_setting_is_an_execution_setting():
     # When the engine gains a setting (e.g. price_step), add it to apps/strategies/execution.py:
     # runs, configs and deployments then carry it, and the API takes it.
-    assert set(EXECUTION_FIELDS) == {f.name for f in fields(EngineConfig)}
+    missing = {f.name for f in fields(EngineConfig)} - set(EXECUTION_FIELDS)
+    assert not missing, (f"EngineConfig has {sorted(missing)}: declare them in apps/strategies/execution.py "
+                         "(ExecutionSettings) and run makemigrations, so runs and configs carry them")
+    assert set(EXECUTION_FIELDS) <= {f.name for f in fields(EngineConfig)}
 
 
 def make(owner, market, **execution):
