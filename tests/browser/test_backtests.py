@@ -89,3 +89,26 @@ def test_gap_refusal_is_shown_in_the_form(login, page, live_url, alice, market):
     run_from_form(page, 10, 30)
     expect(page.locator("#bt-error")).to_contain_text("gap(s) in the data")
     assert not BacktestRun.objects.exists()
+
+
+def test_starting_from_a_config_fills_its_execution_settings(login, page, live_url, alice, market):
+    from apps.strategies.services import config_create
+
+    config = config_create(owner=alice, strategy_key="sma_cross", market=market, timeframe="1m", name="stopped",
+                           parameters={"fast": 12, "slow": 40},
+                           execution={"stop_loss": 0.015, "take_profit": 0.05, "trailing_stop": 0.02, "fee": 0.0015,
+                                      "slippage": 0.0005, "sizing": "risk", "size_value": 0.02, "amount_step": 0.01,
+                                      "allow_short": True, "cash": 5000.0})
+    login(alice)
+    page.goto(f"{live_url}/backtests/")
+    expect(page.locator("#bt-dataset")).to_contain_text("SYN/USD · 1m", timeout=30_000)
+    page.select_option("#bt-config", str(config.pk))
+    expect(page.locator("#bt-sl")).to_have_value("1.5")
+    expect(page.locator("#bt-step")).to_have_value("0.01")  # the config's step, not the market's 0.001
+    expect(page.locator("#param-fast")).to_have_value("12")
+    page.click("#bt-submit")
+    expect(page.locator("#bt-runs tbody tr").first.locator("[data-state]")).to_have_text("succeeded", timeout=30_000)
+    run = BacktestRun.objects.get()
+    assert run.config_id == config.pk and run.parameters == {"fast": 12, "slow": 40}
+    assert run.execution_settings() == config.execution_settings()
+    shot(page, "from_config")
