@@ -20,9 +20,13 @@ Rules (the README next to this file explains them with examples):
 * Equity is marked at every close. A position open after the last bar is reported in
   ``open_position`` (marked to the last close), not as a trade.
 
+* The rules are small compiled steps over an explicit state (:mod:`quant.engine.core`);
+  the backtest is the loop over them and :mod:`quant.engine.stepper` runs the same steps one
+  bar at a time (replay, paper, live) with a pre-trade hook between deciding and filling.
+
 Public API: :class:`EngineConfig`, :func:`run`, :class:`EngineResult`,
 :func:`trades_as_records`, ``EXIT_REASONS``, ``TRADE_DTYPE``; parameter sweeps in
-:mod:`quant.engine.sweep`.
+:mod:`quant.engine.sweep`; bar-by-bar stepping in :mod:`quant.engine.stepper`.
 """
 
 from .config import SIZING_MODES, EngineConfig

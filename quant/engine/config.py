@@ -40,6 +40,11 @@ class EngineConfig:
     trailing_stop fraction below the highest high since entry (above the lowest low for
                   shorts); None = off.
     allow_short   take short entries from the signals; otherwise they are ignored.
+    price_step    the market's price tick; protective levels (stop, trailing stop,
+                  take-profit) are rounded to it the exchange's way: a long's levels DOWN,
+                  a short's UP (core.round_level). 0 = no rounding.
+    min_notional  the market's minimum order value (quote currency); an entry whose size x
+                  fill price is below it is skipped and counted. 0 = off.
     """
 
     cash: float = 10_000.0
@@ -53,6 +58,8 @@ class EngineConfig:
     take_profit: float | None = None
     trailing_stop: float | None = None
     allow_short: bool = False
+    price_step: float = 0.0
+    min_notional: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.cash, bool) or not isinstance(self.cash, (int, float)) \
@@ -68,6 +75,8 @@ class EngineConfig:
             _fraction("size_value", self.size_value, inclusive_upper=True)
         _fraction("amount_step", self.amount_step, upper=math.inf, allow_zero=True)
         _fraction("min_amount", self.min_amount, upper=math.inf, allow_zero=True)
+        _fraction("price_step", self.price_step, upper=math.inf, allow_zero=True)
+        _fraction("min_notional", self.min_notional, upper=math.inf, allow_zero=True)
         for name in ("stop_loss", "trailing_stop"):
             if getattr(self, name) is not None:
                 _fraction(name, getattr(self, name))
@@ -75,6 +84,18 @@ class EngineConfig:
             _fraction("take_profit", self.take_profit, upper=math.inf)
         if not isinstance(self.allow_short, bool):
             raise ValueError(f"allow_short: expected true or false, got {self.allow_short!r}")
+
+    def as_array(self):
+        """The float64 settings array of the compiled steps (``quant.engine.core.C_*``)."""
+        from . import core
+
+        def nan(value):
+            return math.nan if value is None else float(value)
+
+        return core.make_config(float(self.fee), float(self.slippage), core.SIZING_CODES[self.sizing],
+                                float(self.size_value), float(self.amount_step), float(self.min_amount),
+                                nan(self.stop_loss), nan(self.take_profit), nan(self.trailing_stop),
+                                self.allow_short, float(self.price_step), float(self.min_notional))
 
     def to_dict(self) -> dict:
         """JSON-able dict of every field (round-trips through :meth:`from_dict`)."""

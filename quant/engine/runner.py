@@ -122,7 +122,8 @@ def simulate_arrays(open_, high, low, close, signals: Signals, config: EngineCon
         float(config.cash), float(config.fee), float(config.slippage),
         core.SIZING_CODES[config.sizing], float(config.size_value), float(config.amount_step),
         float(config.min_amount), _nan_if_none(config.stop_loss), _nan_if_none(config.take_profit),
-        _nan_if_none(config.trailing_stop), bool(config.allow_short), equity, trades)
+        _nan_if_none(config.trailing_stop), bool(config.allow_short), equity, trades,
+        float(config.price_step), float(config.min_notional))
     return state, equity, trades
 
 
