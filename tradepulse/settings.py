@@ -14,6 +14,8 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
+
 from tradepulse.core.env import env_bool, env_choice, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -54,6 +56,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_celery_beat",
     "channels",
+    "csp",
     "apps.accounts",
     "apps.audit",
     "apps.marketdata",
@@ -70,6 +73,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.audit.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -290,6 +294,23 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRADE
 SECURE_REDIRECT_EXEMPT = [r"^health/"]
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Scripts only from our own origin, or inline with this response's nonce (`<script
+# nonce="{{ request.csp_nonce }}">`; tests/dashboard/test_csp.py checks every template).
+# Styles allow inline: plotly and the admin set style attributes, which cannot carry a nonce.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],  # CSP3: 'self' covers ws:/wss: to the same host
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 TRUST_X_FORWARDED_FOR = env_bool("TRADEPULSE_BEHIND_PROXY", False)
 
 # --- TradePulse -------------------------------------------------------------------------------

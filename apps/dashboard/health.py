@@ -1,7 +1,9 @@
 """/health/live (the process answers) and /health/ready (every part it needs answers).
 
 Each component reports status, latency in ms and, when down, the error. Ready is 503 when a
-required component is down, so a load balancer stops sending traffic.
+required component is down, so a load balancer stops sending traffic. The details (worker host
+names, errors, latencies) are for operators; everyone else, anonymous probes included, gets
+each component's status only (`public_view`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from django.views.decorators.cache import never_cache
 
 from tradepulse.celery import app as celery_app
 from tradepulse.core import embedded
+from tradepulse.core.permissions import sees_everything
 
 # name -> check() raising on failure (returning optional detail). Apps may add their own.
 CHECKS = {}
@@ -95,12 +98,26 @@ def run_checks() -> tuple[bool, dict]:
     return ok, results
 
 
+def report(ok: bool, components: dict) -> dict:
+    return {"status": "ok" if ok else "down", "components": components}
+
+
+def public_view(health: dict) -> dict:
+    """The report without details: which component is up or down, nothing about hosts or errors."""
+    return {"status": health["status"],
+            "components": {name: {"status": c["status"], "required": c["required"]}
+                           for name, c in health["components"].items()}}
+
+
 @never_cache
 def live(_request):
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
-def ready(_request):
+def ready(request):
     ok, components = run_checks()
-    return JsonResponse({"status": "ok" if ok else "down", "components": components}, status=200 if ok else 503)
+    health = report(ok, components)
+    if not sees_everything(request.user):
+        health = public_view(health)
+    return JsonResponse(health, status=200 if ok else 503)

@@ -88,15 +88,22 @@ def _browser():
 
 @pytest.fixture
 def page(_browser, request):
+    """A fresh browser tab. Any Content-Security-Policy violation on any page a test visits fails
+    that test: it means a script or style the page needs was blocked in production."""
     context = _browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(15000)
+    csp_violations: list[str] = []
+    page.on("console", lambda msg: csp_violations.append(f"{page.url}: {msg.text}")
+            if "Content Security Policy" in msg.text else None)
+    page.csp_violations = csp_violations
     yield page
     SCREENSHOTS.mkdir(exist_ok=True)
     try:
         page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"), full_page=True)
     finally:
         context.close()
+    assert not csp_violations, "Content-Security-Policy violations:\n" + "\n".join(csp_violations)
 
 
 @pytest.fixture

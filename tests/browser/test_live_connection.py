@@ -10,6 +10,7 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from tests.browser.conftest import SCREENSHOTS
+from tests.conftest import make_user
 from tradepulse.core import events
 
 # Keeps every WebSocket the page opens reachable from the test (the app keeps its own private).
@@ -55,3 +56,26 @@ def test_signed_out_session_shows_signed_out_and_stops_reconnecting(login, page,
     page.screenshot(path=str(SCREENSHOTS / "signed_out_state.png"))
     page.click("#signed-out a")
     expect(page.locator("input[name=username]")).to_be_visible()
+
+
+def test_every_page_works_under_the_content_security_policy(login, page, live_url, db):
+    """Each page loads, runs its scripts (live indicator, data from the API) and the console shows
+    no CSP violation (the page fixture fails the test on any)."""
+    root = make_user("root", None, is_staff=True, is_superuser=True)
+    login(root)
+    pages = {"/": "#recent-audit", "/market-data/": "h1", "/strategies/": "h1", "/backtests/": "h1",
+             "/training/": "h1", "/audit/": "#audit-table tbody tr", "/health/": "#health-table tbody tr",
+             "/account/preferences/": "h1", "/account/security/": "svg", "/account/tokens/": "#tokens tbody tr"}
+    for path, ready in pages.items():
+        page.goto(f"{live_url}{path}")
+        expect(page.locator("#conn")).to_have_attribute("data-state", "live")  # tradepulse.js ran
+        expect(page.locator(ready).first).to_be_visible()
+    expect(page.locator("#tokens tbody")).not_to_contain_text("Loading")  # the page's own inline script ran
+    page.goto(f"{live_url}/api/docs/")
+    # The schema is generated on request: slow on a busy machine.
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("TradePulse API", timeout=60000)
+    for path in ["/admin/", "/admin/django_celery_beat/periodictask/add/", f"/admin/accounts/user/{root.pk}/change/"]:
+        page.goto(f"{live_url}{path}")
+        expect(page.locator("#content")).to_be_visible()
+    page.wait_for_timeout(500)
+    assert page.csp_violations == []

@@ -11,8 +11,9 @@ def test_live_is_ok(client, db):
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-def test_ready_reports_components_with_latency(client, db, monkeypatch):
+def test_ready_reports_components_with_latency(client, olivia, monkeypatch):
     monkeypatch.setitem(health.CHECKS, "workers", lambda: {"workers": ["w1@host"]})
+    client.force_login(olivia)
     response = client.get("/health/ready")
     body = response.json()
     assert response.status_code == 200, body
@@ -21,8 +22,9 @@ def test_ready_reports_components_with_latency(client, db, monkeypatch):
         assert component["status"] == "ok" and component["latency_ms"] >= 0
 
 
-def test_ready_is_503_naming_the_part_that_is_down(client, db, monkeypatch):
+def test_ready_is_503_naming_the_part_that_is_down(client, olivia, monkeypatch):
     monkeypatch.setitem(health.CHECKS, "workers", lambda: {"workers": ["w1@host"]})
+    client.force_login(olivia)
 
     def broken():
         raise ConnectionError("connection refused")
@@ -36,6 +38,37 @@ def test_ready_is_503_naming_the_part_that_is_down(client, db, monkeypatch):
         "status": "down", "error": "ConnectionError: connection refused",
         "latency_ms": body["components"]["channel_layer"]["latency_ms"], "required": True,
     }
+
+
+@pytest.mark.parametrize("who", [None, "alice"])
+def test_ready_shows_no_host_names_or_errors_but_to_operators(client, who, alice, monkeypatch):
+    """Anonymous probes and traders learn which part is down, not where it runs or why."""
+    monkeypatch.setitem(health.CHECKS, "workers", lambda: {"workers": ["celery@worker-7.internal"]})
+
+    def broken():
+        raise ConnectionError("redis-prod.internal:6379 refused")
+
+    monkeypatch.setitem(health.CHECKS, "channel_layer", broken)
+    if who:
+        client.force_login(alice)
+    response = client.get("/health/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["components"]["workers"] == {"status": "ok", "required": True}
+    assert body["components"]["channel_layer"] == {"status": "down", "required": True}
+    assert "internal" not in response.content.decode()
+
+
+def test_published_health_keeps_details_for_operators(alice, olivia, published, monkeypatch, django_capture_on_commit_callbacks):
+    from apps.dashboard.tasks import publish_health
+
+    monkeypatch.setitem(health.CHECKS, "workers", lambda: {"workers": ["celery@worker-7.internal"]})
+    with django_capture_on_commit_callbacks(execute=True):
+        publish_health()
+    to_system = [m for groups, m in published if groups == ["topic-system"]]
+    to_ops = [m for groups, m in published if groups == ["ops"]]
+    assert len(to_system) == len(to_ops) == 1
+    assert "internal" not in str(to_system[0]) and "worker-7" in str(to_ops[0])
 
 
 @pytest.mark.django_db(transaction=True)
