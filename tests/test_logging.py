@@ -6,6 +6,9 @@ import logging
 
 from pythonjsonlogger.json import JsonFormatter
 
+from channels.testing import HttpCommunicator
+
+from tradepulse.asgi import application  # sets Django up (and its logging) before caplog attaches
 from tradepulse.core import context
 from tradepulse.core.logging import ContextFilter, RedactSecretsFilter, redact
 
@@ -49,3 +52,34 @@ def test_json_lines_in_production_format():
         line = _format("tick", formatter=JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(actor)s"))
     payload = json.loads(line)
     assert payload["message"] == "tick" and payload["request_id"] == "req-9" and payload["actor"] == "system:beat"
+
+
+async def test_access_line_is_json_with_our_request_id(caplog, settings):
+    """Daphne's own access lines are plain text without the request id (it runs with -v 0); the
+    app writes one per request through the JSON log instead."""
+    settings.TRUST_X_FORWARDED_FOR, settings.PROXY_HOPS = True, 1
+    caplog.set_level(logging.INFO, logger="tradepulse.access")
+    communicator = HttpCommunicator(application, "GET", "/health/live",
+                                    headers=[(b"host", b"127.0.0.1"), (b"x-forwarded-for", b"6.6.6.6, 198.51.100.4"),
+                                             (b"x-request-id", b"client-chosen")])
+    response = await communicator.get_response(timeout=30)
+    await communicator.wait(timeout=10)  # the line is written when the application returns
+    ours = dict(response["headers"])[b"X-Request-ID"].decode()
+    [record] = [r for r in caplog.records if r.name == "tradepulse.access"]
+    ContextFilter().filter(record)
+    fmt = settings.LOGGING["formatters"]["json"]
+    line = json.loads(JsonFormatter(fmt["format"], rename_fields=fmt["rename_fields"]).format(record))
+    assert line["request_id"] == ours != "client-chosen"
+    assert line["logger"] == "tradepulse.access" and line["level"] == "INFO"
+    assert (line["method"], line["path"], line["status"], line["client"]) == ("GET", "/health/live", 200, "198.51.100.4")
+    assert line["size"] == len(response["body"]) and line["duration_ms"] >= 0
+
+
+def test_production_daphne_runs_without_its_text_access_log():
+    from pathlib import Path
+
+    from django.conf import settings as dj
+
+    compose = Path(dj.BASE_DIR, "docker-compose.yml").read_text()
+    serve = Path(dj.BASE_DIR, "apps/dashboard/management/commands/serve.py").read_text()
+    assert '"daphne", "-v", "0"' in compose and '"daphne", "-v", "0"' in serve

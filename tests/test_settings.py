@@ -69,6 +69,19 @@ def test_debug_off_without_secret_key_refuses_to_start():
     assert "SECRET_KEY: must be set when DEBUG is off" in result.stderr
 
 
+@pytest.mark.parametrize("key", ["short", "insecure-dev-key-do-not-use-in-production", "a" * 60,
+                                 "django-insecure-" + "k3y" * 20])
+def test_debug_off_with_a_weak_secret_key_refuses_to_start(key):
+    result = _settings_in_subprocess({"DEBUG": "0", "SECRET_KEY": key})
+    assert result.returncode != 0
+    assert "SECRET_KEY: too weak for DEBUG=0" in result.stderr and key not in result.stderr
+
+
+def test_compose_builds_with_a_key_production_accepts():
+    compose = open(os.path.join(ROOT, "docker-compose.yml")).read()
+    assert "SECRET_KEY=build-only" not in compose and "token_urlsafe(50)" in compose
+
+
 def test_malformed_ccxt_overrides_names_the_variable():
     result = _settings_in_subprocess({"TRADEPULSE_CCXT_OVERRIDES": "{oops"})
     assert result.returncode != 0

@@ -10,11 +10,13 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from tradepulse.core.logging import AccessLogMiddleware  # noqa: E402
 from tradepulse.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+# The access log wraps everything: a line per request with our request id, JSON in production.
+application = AccessLogMiddleware(ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
-)
+))

@@ -1,6 +1,6 @@
 """Celery application and the hooks that carry actor and request id into tasks.
 
-The publisher adds `tp_request_id`, `tp_user_id` and `tp_actor` headers to every task message;
+The publisher adds `tp_request_id`, `tp_client_request_id`, `tp_user_id` and `tp_actor` headers to every task message;
 the worker restores them into the context before the task runs, so audit events written by the
 task carry the request that caused it. A task sent with no request behind it (beat, a worker
 acting alone) runs as `system:<task name>` with a fresh request id.
@@ -28,6 +28,7 @@ def _add_context_headers(headers=None, **_):
     ctx = context.current()
     if headers is not None:
         headers.setdefault("tp_request_id", ctx.request_id)
+        headers.setdefault("tp_client_request_id", ctx.client_request_id)
         headers.setdefault("tp_user_id", ctx.user_id)
         headers.setdefault("tp_actor", ctx.actor_label)
 
@@ -40,6 +41,7 @@ def _restore_context(task_id=None, task=None, **_):
     get = lambda key: getattr(request, key, None) or (request.headers or {}).get(key)  # noqa: E731
     ctx = context.ActorContext(
         request_id=get("tp_request_id") or context.new_request_id(),
+        client_request_id=get("tp_client_request_id") or "",
         user_id=get("tp_user_id"),
         # The worker is the means; the person (tp_user_id), if any, stays the actor of record.
         actor_label=f"system:{task.name}",

@@ -30,6 +30,13 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY: must be set when DEBUG is off")
     SECRET_KEY = _DEV_SECRET_KEY
+elif not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY == _DEV_SECRET_KEY
+                    or SECRET_KEY.startswith("django-insecure-")):
+    # The same bar as Django's deploy check (security.W009), enforced: sessions, CSRF tokens and
+    # password-reset links are only as strong as this key.
+    raise ImproperlyConfigured(
+        f"SECRET_KEY: too weak for DEBUG=0 ({len(SECRET_KEY)} characters, {len(set(SECRET_KEY))} distinct): use at "
+        "least 50 random characters, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'")
 USING_DEV_SECRET_KEY = SECRET_KEY == _DEV_SECRET_KEY
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
@@ -208,6 +215,10 @@ SESSION_SAVE_EVERY_REQUEST = True  # the age counts from the last request: an id
 AXES_FAILURE_LIMIT = env_int("TRADEPULSE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("TRADEPULSE_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# ...and an address is locked out after this many failures across all usernames (spraying).
+LOGIN_IP_FAILURE_LIMIT = env_int("TRADEPULSE_LOGIN_IP_FAILURE_LIMIT", 20, minimum=1)
+AXES_HANDLER = "apps.accounts.throttling.LoginThrottleHandler"
+AXES_CLIENT_IP_CALLABLE = "apps.audit.middleware.client_ip"  # one rule for the client's address
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "apps.accounts.views.lockout_response"
 AXES_VERBOSE = False
@@ -238,8 +249,15 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Every API token expires: the default lifetime, and the most anyone may ask for. Tokens cannot
+# create tokens (apps.accounts.services.token_create).
+API_TOKEN_MAX_DAYS = env_int("TRADEPULSE_API_TOKEN_MAX_DAYS", 365, minimum=1)
+_API_TOKEN_TTL_DAYS = env_int("TRADEPULSE_API_TOKEN_TTL_DAYS", 30, minimum=1)
+if _API_TOKEN_TTL_DAYS > API_TOKEN_MAX_DAYS:
+    raise ImproperlyConfigured(f"TRADEPULSE_API_TOKEN_TTL_DAYS: {_API_TOKEN_TTL_DAYS} is above "
+                               f"TRADEPULSE_API_TOKEN_MAX_DAYS ({API_TOKEN_MAX_DAYS})")
 REST_KNOX = {
-    "TOKEN_TTL": timedelta(days=env_int("TRADEPULSE_API_TOKEN_TTL_DAYS", 30, minimum=1)),
+    "TOKEN_TTL": timedelta(days=_API_TOKEN_TTL_DAYS),
     "TOKEN_MODEL": "accounts.ApiToken",
     "AUTO_REFRESH": False,
 }
@@ -312,6 +330,9 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 TRUST_X_FORWARDED_FOR = env_bool("TRADEPULSE_BEHIND_PROXY", False)
+# How many reverse proxies append to X-Forwarded-For: the client is that many entries from the
+# right (apps.audit.middleware.client_ip); entries further left are the client's own claims.
+PROXY_HOPS = env_int("TRADEPULSE_PROXY_HOPS", 1, minimum=1)
 
 # --- TradePulse -------------------------------------------------------------------------------
 # exchange id -> ccxt config merged into every client (e.g. {"binance": {"urls": {...}}})
@@ -347,7 +368,7 @@ LOGGING = {
         "text": {"format": "%(asctime)s %(levelname)-7s [%(request_id)s] %(name)s: %(message)s"},
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(actor)s",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(client_request_id)s %(actor)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },

@@ -1,6 +1,7 @@
 """API: the current user, and personal API tokens (create with expiry, list, revoke)."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -38,8 +39,9 @@ def me(request):
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
-    expires_in_days = serializers.IntegerField(write_only=True, required=False, allow_null=True, min_value=1,
-                                               max_value=services.MAX_TOKEN_DAYS, default=30)
+    # The limits (1 to the maximum lifetime setting) are checked by services.token_create.
+    expires_in_days = serializers.IntegerField(write_only=True, required=False, allow_null=True,
+                                               default=lambda: settings.REST_KNOX["TOKEN_TTL"].days)
     expired = serializers.SerializerMethodField()
 
     class Meta:
@@ -71,6 +73,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Des
         token, plain = services.token_create(
             user=request.user, name=serializer.validated_data["name"],
             expires_in_days=serializer.validated_data.get("expires_in_days"),
+            using_token=request.auth if isinstance(request.auth, ApiToken) else None,
         )
         data = ApiTokenSerializer(token).data
         data["token"] = plain

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.shortcuts import assign_perm, remove_perm
@@ -17,22 +18,32 @@ from .models import ApiToken
 from tradepulse.core.permissions import OWNER_ACTIONS, perm_name
 
 User = get_user_model()
-MAX_TOKEN_DAYS = 365
+
+
+def token_max_days() -> int:
+    return settings.API_TOKEN_MAX_DAYS
 
 
 @transaction.atomic
-def token_create(*, user, name: str, expires_in_days: int | None = 30) -> tuple[ApiToken, str]:
+def token_create(*, user, name: str, expires_in_days: int | None, using_token: ApiToken | None = None
+                 ) -> tuple[ApiToken, str]:
     """Create an API token; returns (row, plain token). The plain token is never stored or shown again.
 
-    `expires_in_days`: 1–365, or None for a token that never expires.
+    `expires_in_days`: 1 to settings.API_TOKEN_MAX_DAYS; every token expires. `using_token`: the
+    token the request was authenticated with, if any. Tokens cannot create tokens: a leaked token
+    could otherwise outlive its own revocation through the tokens it made. A person signed in to
+    the dashboard (with their second factor, where they use one) creates them.
     """
+    if using_token is not None:
+        raise PermissionDenied("API tokens cannot create tokens: create one on the API tokens page while signed in.")
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the token a name that says what it is for."})
-    if expires_in_days is not None and not (1 <= int(expires_in_days) <= MAX_TOKEN_DAYS):
-        raise ValidationError({"expires_in_days": f"Must be between 1 and {MAX_TOKEN_DAYS} days, or empty for no expiry."})
-    expiry = timedelta(days=int(expires_in_days)) if expires_in_days is not None else None
-    token, plain = ApiToken.objects.create(user=user, expiry=expiry, name=name)
+    max_days = token_max_days()
+    if expires_in_days is None or not (1 <= int(expires_in_days) <= max_days):
+        raise ValidationError({"expires_in_days": f"Every token expires: give between 1 and {max_days} days "
+                                                  "(the maximum lifetime, TRADEPULSE_API_TOKEN_MAX_DAYS)."})
+    token, plain = ApiToken.objects.create(user=user, expiry=timedelta(days=int(expires_in_days)), name=name)
     audit_record("accounts.token.created", target=user, metadata={"name": name, "token_key": token.token_key,
                                                                   "expiry": token.expiry})
     return token, plain

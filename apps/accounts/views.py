@@ -5,6 +5,7 @@ import io
 
 import qrcode
 import qrcode.image.svg
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -37,9 +38,7 @@ class LogoutView(auth_views.LogoutView):
 
 
 def lockout_response(request, credentials=None, *args, **kwargs):
-    """What django-axes answers once a username/IP pair is locked out."""
-    from django.conf import settings
-
+    """What django-axes answers once a username/IP pair (or an IP, across usernames) is locked out."""
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     text = f"Too many failed logins. Try again in {minutes} minutes, or ask an administrator to unlock the account."
     if request.path.startswith("/api/"):
@@ -106,6 +105,7 @@ def preferences(request):
 @login_required
 def tokens(request):
     """API tokens page; the list and actions go through the API (same code as integrations use)."""
-    return render(request, "accounts/tokens.html")
+    return render(request, "accounts/tokens.html", {"max_days": settings.API_TOKEN_MAX_DAYS,
+                                                    "default_days": settings.REST_KNOX["TOKEN_TTL"].days})
 
 

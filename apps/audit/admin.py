@@ -9,7 +9,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     list_display = ("created_at", "actor_label", "via", "action", "target_repr", "reason", "request_id")
     list_filter = ("action", "actor_label", "target_type")
-    search_fields = ("action", "actor_label", "target_repr", "reason", "request_id", "target_id")
+    search_fields = ("action", "actor_label", "target_repr", "reason", "request_id", "client_request_id", "target_id")
     date_hierarchy = "created_at"
     list_select_related = ("target_type",)
 

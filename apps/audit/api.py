@@ -20,7 +20,8 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = ["id", "created_at", "actor", "actor_label", "via", "action", "target_type", "target_id",
-                  "target_repr", "changes", "reason", "metadata", "request_id", "ip", "user_agent"]
+                  "target_repr", "changes", "reason", "metadata", "request_id", "client_request_id", "ip",
+                  "user_agent"]
 
     def get_target_type(self, event) -> str | None:
         return f"{event.target_type.app_label}.{event.target_type.model}" if event.target_type_id else None
@@ -30,6 +31,7 @@ class AuditEventFilter(django_filters.FilterSet):
     action = django_filters.CharFilter(lookup_expr="startswith")
     actor = django_filters.CharFilter(field_name="actor_label")
     request_id = django_filters.CharFilter()
+    client_request_id = django_filters.CharFilter()
     target_type = django_filters.CharFilter(method="filter_target_type", help_text="app_label.model")
     target_id = django_filters.CharFilter()
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
@@ -37,7 +39,7 @@ class AuditEventFilter(django_filters.FilterSet):
 
     class Meta:
         model = AuditEvent
-        fields = ["action", "actor", "request_id", "target_type", "target_id", "since", "until"]
+        fields = ["action", "actor", "request_id", "client_request_id", "target_type", "target_id", "since", "until"]
 
     def filter_target_type(self, queryset, name, value):
         app_label, _, model = value.partition(".")

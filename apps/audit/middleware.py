@@ -1,4 +1,9 @@
-"""Request id for every request: read from X-Request-ID (if sane) or minted, returned in the response."""
+"""Request context for every request: our request id, the caller's own id, the client's address.
+
+Our request id is always minted here and returned as X-Request-ID. A caller's X-Request-ID is
+kept apart as `client_request_id` (audit, logs), so a client can correlate without being able
+to choose ids that are ours.
+"""
 from __future__ import annotations
 
 from django.conf import settings
@@ -7,11 +12,11 @@ from tradepulse.core import context
 
 
 def client_ip(request) -> str | None:
-    if settings.TRUST_X_FORWARDED_FOR:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address (tradepulse.core.context.client_address): behind TRADEPULSE_PROXY_HOPS
+    trusted proxies (TRADEPULSE_BEHIND_PROXY), the right-most X-Forwarded-For entry they did not
+    write; else the direct peer. Also django-axes' address (AXES_CLIENT_IP_CALLABLE)."""
+    return context.client_address(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"),
+                                  proxy_hops=settings.PROXY_HOPS if settings.TRUST_X_FORWARDED_FOR else None)
 
 
 class RequestIdMiddleware:
@@ -19,11 +24,12 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        request_id = context.clean_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+        request_id = context.new_request_id()
         request.request_id = request_id
         token = context.set_context(
             context.ActorContext(
                 request_id=request_id,
+                client_request_id=context.clean_client_request_id(request.META.get("HTTP_X_REQUEST_ID")),
                 actor_label="anonymous",
                 ip=client_ip(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],

@@ -42,6 +42,8 @@ class AuditEvent(models.Model):
     reason = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     request_id = models.CharField(max_length=64, blank=True, db_index=True)
+    client_request_id = models.CharField(max_length=64, blank=True, db_index=True,
+                                         help_text="The X-Request-ID the caller sent, if any (not ours).")
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
 

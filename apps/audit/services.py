@@ -74,6 +74,7 @@ def audit_record(
         changes=_clean(_redact(changes or {})),
         metadata=_clean(metadata or {}),
         request_id=ctx.request_id,
+        client_request_id=ctx.client_request_id,
         ip=ctx.ip,
         user_agent=(ctx.user_agent or "")[:300],
     )

@@ -82,3 +82,37 @@ def test_session_expires_after_the_idle_timeout(settings):
 def test_pages_need_login(db, path):
     response = Client().get(path)
     assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_one_address_spraying_many_usernames_is_locked_out(alice, bob, settings):
+    """Fewer failures per username than the per-user limit, but many usernames from one address."""
+    settings.LOGIN_IP_FAILURE_LIMIT = 6
+    client = Client()
+    for i in range(settings.LOGIN_IP_FAILURE_LIMIT - 1):
+        assert _login(client, f"user{i}", "Spring2026!").status_code == 200  # the usual "wrong password" form
+    response = _login(client, "bob", "Spring2026!")  # the limit is reached on this failure
+    assert response.status_code == 429 and "Too many failed logins" in response.content.decode()
+    # The address is locked out now, even for a right password of a username it never tried.
+    response = _login(Client(), "alice", PASSWORD)
+    assert response.status_code == 429 and "_auth_user_id" not in Client().session
+    # Another address is not affected.
+    other = Client()
+    assert other.post("/login/", {"username": "alice", "password": PASSWORD, "otp_token": ""},
+                      REMOTE_ADDR="10.0.0.8").status_code == 302
+
+
+def test_per_ip_limit_uses_the_proxy_aware_client_address(alice, settings):
+    """Behind a proxy every request comes from the proxy's address: the limit must count the
+    client's (right-most X-Forwarded-For entry), or one sprayer would lock everyone out."""
+    settings.LOGIN_IP_FAILURE_LIMIT = 3
+    settings.TRUST_X_FORWARDED_FOR, settings.PROXY_HOPS = True, 1
+    client = Client()
+    for i in range(3):
+        client.post("/login/", {"username": f"user{i}", "password": "x" * 12, "otp_token": ""},
+                    REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4, 198.51.100.9")
+    locked = client.post("/login/", {"username": "alice", "password": PASSWORD, "otp_token": ""},
+                         REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.9")
+    assert locked.status_code == 429
+    fine = Client().post("/login/", {"username": "alice", "password": PASSWORD, "otp_token": ""},
+                         REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.20")
+    assert fine.status_code == 302

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -66,6 +67,41 @@ def test_bad_expiry_is_a_clear_error_and_nothing_is_created(api, alice):
     assert not ApiToken.objects.exists()
 
 
-def test_token_never_expiring_when_expiry_empty(api, alice):
-    response = api(alice).post("/api/v1/tokens/", {"name": "ci", "expires_in_days": None}, format="json")
-    assert response.status_code == 201 and response.json()["expiry"] is None
+@pytest.mark.parametrize("days", [None, 366])
+def test_every_token_expires_within_the_maximum_lifetime(api, alice, settings, days):
+    assert settings.API_TOKEN_MAX_DAYS == 365
+    response = api(alice).post("/api/v1/tokens/", {"name": "ci", "expires_in_days": days}, format="json")
+    assert response.status_code == 400
+    assert "between 1 and 365 days" in response.json()["error"]["message"]
+    assert not ApiToken.objects.exists()
+
+
+def test_maximum_lifetime_is_a_setting(api, alice, settings):
+    settings.API_TOKEN_MAX_DAYS = 7
+    assert api(alice).post("/api/v1/tokens/", {"name": "a", "expires_in_days": 8}, format="json").status_code == 400
+    assert api(alice).post("/api/v1/tokens/", {"name": "b", "expires_in_days": 7}, format="json").status_code == 201
+
+
+def test_a_token_cannot_create_tokens(api, alice):
+    """Chosen over "revoking revokes what it created": a leaked token then cannot plant others at
+    all, and there is no lineage to keep. People create tokens from a signed-in session."""
+    plain = api(alice).post("/api/v1/tokens/", {"name": "script", "expires_in_days": 1}, format="json").json()["token"]
+    for days in (1, None, 365):
+        response = _token_client(plain).post("/api/v1/tokens/", {"name": "child", "expires_in_days": days},
+                                             format="json")
+        assert response.status_code == 403
+        assert "API tokens cannot create tokens" in response.json()["error"]["message"]
+    assert list(ApiToken.objects.values_list("name", flat=True)) == ["script"]
+    # It may still list and revoke (itself included): that only takes access away.
+    assert _token_client(plain).get("/api/v1/tokens/").status_code == 200
+
+
+def test_token_older_than_the_maximum_lifetime_is_refused(api, alice, settings):
+    """Tokens from before the limit existed (no expiry) or before it was lowered end with it."""
+    plain = api(alice).post("/api/v1/tokens/", {"name": "old", "expires_in_days": 30}, format="json").json()["token"]
+    ApiToken.objects.filter(user=alice).update(expiry=None)
+    assert _token_client(plain).get("/api/v1/me/").status_code == 200
+    settings.API_TOKEN_MAX_DAYS = 1
+    ApiToken.objects.filter(user=alice).update(created=timezone.now() - timedelta(days=2))
+    response = _token_client(plain).get("/api/v1/me/")
+    assert response.status_code == 401 and "maximum lifetime (1 day)" in response.json()["error"]["message"]

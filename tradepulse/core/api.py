@@ -28,7 +28,7 @@ def exception_handler(exc, ctx):
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
+        exc = exceptions.PermissionDenied(str(exc) or None)  # a service's reason reaches the caller
     response = drf_exception_handler(exc, ctx)
     request_id = context.current().request_id
     if response is None:

@@ -7,6 +7,7 @@ on behalf of a request is recorded with that request's id.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 import uuid
 from contextvars import ContextVar
@@ -15,7 +16,10 @@ from dataclasses import dataclass, replace
 
 @dataclass(frozen=True)
 class ActorContext:
-    request_id: str = ""
+    request_id: str = ""  # always ours (minted here, or carried from the request that caused the work)
+    # What the caller sent as X-Request-ID: kept to correlate with their logs, never used as ours
+    # (a caller could otherwise make unrelated actions look like one request).
+    client_request_id: str = ""
     user_id: int | None = None
     # "alice" for a person; "system:<component>" for a worker, beat or command acting alone.
     actor_label: str = ""
@@ -35,11 +39,11 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def clean_request_id(value: str | None) -> str:
-    """Accept a caller's X-Request-ID only if it is short and plain; otherwise mint one."""
+def clean_client_request_id(value: str | None) -> str:
+    """A caller's X-Request-ID if it is short and plain, else "" (it is recorded, not trusted)."""
     if value and _REQUEST_ID_RE.match(value):
         return value
-    return new_request_id()
+    return ""
 
 
 def set_context(ctx: ActorContext):
@@ -70,3 +74,26 @@ def acting(*, actor_label: str | None = None, user_id: int | None = None, reques
         yield ctx
     finally:
         _current.reset(token)
+
+
+def _ip(value: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address((value or "").strip()))
+    except ValueError:
+        return None
+
+
+def client_address(remote: str | None, forwarded_for: str | None, *, proxy_hops: int | None) -> str | None:
+    """The address of whoever sent a request.
+
+    `proxy_hops`: how many trusted reverse proxies stand in front (None: no proxy; then
+    X-Forwarded-For is the client's own claim and ignored). Each proxy appends the address it
+    received the request from, so the client is the hops-th entry from the right; entries
+    further left were written by the client and may be forged. With fewer entries than hops
+    the request did not come through the proxies: its direct peer is the client.
+    """
+    if proxy_hops:
+        hops = [h for h in (forwarded_for or "").split(",") if h.strip()]
+        if len(hops) >= proxy_hops:
+            return _ip(hops[-proxy_hops]) or _ip(remote)
+    return _ip(remote)

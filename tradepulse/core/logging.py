@@ -1,9 +1,17 @@
-"""Log filters: every line carries the request id and actor; secrets never reach a log line."""
+"""Log filters: every line carries the request id and actor; secrets never reach a log line.
+
+Also the access log: one line per HTTP request and WebSocket connection, written through this
+logging setup (JSON in production) with our request id, in place of daphne's plain-text lines
+(daphne runs with `-v 0`, which turns its own access log off).
+"""
 from __future__ import annotations
 
 import logging
 import re
 import threading
+import time
+
+from django.conf import settings
 
 from tradepulse.core import context
 
@@ -59,10 +67,15 @@ def redact(text: str) -> str:
 
 
 class ContextFilter(logging.Filter):
+    """Adds request_id, client_request_id and actor from the current context, unless the call
+    passed them itself (the access log, which runs outside any request's context)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         ctx = context.current()
-        record.request_id = ctx.request_id or "-"
-        record.actor = ctx.actor_label or "-"
+        for field, value in (("request_id", ctx.request_id), ("client_request_id", ctx.client_request_id),
+                             ("actor", ctx.actor_label)):
+            if not getattr(record, field, None):
+                setattr(record, field, value or "-")
         return True
 
 
@@ -77,3 +90,58 @@ class RedactSecretsFilter(logging.Filter):
             formatted = logging.Formatter().formatException(record.exc_info)
             record.exc_text = redact(formatted)
         return True
+
+
+access_log = logging.getLogger("tradepulse.access")
+
+
+class AccessLogMiddleware:
+    """ASGI middleware (outermost, tradepulse/asgi.py): logs each HTTP request when its response
+    ends, and each WebSocket connection when it closes, with our request id (X-Request-ID of the
+    response, set by apps.audit.middleware) and the proxy-aware client address."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        seen = {"status": None, "size": 0, "request_id": None, "close_code": None}
+
+        async def send_and_note(message):
+            kind = message["type"]
+            if kind == "http.response.start":
+                seen["status"] = message["status"]
+                for name, value in message.get("headers") or ():
+                    if name.lower() == b"x-request-id":
+                        seen["request_id"] = value.decode("latin-1")
+            elif kind == "http.response.body":
+                seen["size"] += len(message.get("body", b""))
+            elif kind == "websocket.accept":
+                seen["status"] = 101
+            elif kind == "websocket.close":
+                seen["status"] = seen["status"] or 403  # closed before accepting: refused
+                seen["close_code"] = message.get("code", 1000)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            self._log(scope, seen, time.perf_counter() - started)
+
+    @staticmethod
+    def _log(scope, seen, seconds):
+        headers = dict(scope.get("headers") or ())
+        remote = (scope.get("client") or (None,))[0]
+        client = context.client_address(
+            remote, headers.get(b"x-forwarded-for", b"").decode("latin-1"),
+            proxy_hops=settings.PROXY_HOPS if settings.TRUST_X_FORWARDED_FOR else None) or remote or "-"
+        method = scope.get("method", "WS")
+        fields = {"client": client, "method": method, "path": scope.get("path", ""), "status": seen["status"],
+                  "size": seen["size"], "duration_ms": round(seconds * 1000, 1),
+                  "request_id": seen["request_id"] or "-"}
+        if scope["type"] == "websocket":
+            fields["close_code"] = seen["close_code"]
+        access_log.info('%s "%s %s" %s %s %.1fms', client, method, fields["path"], seen["status"] or "-",
+                        seen["size"], fields["duration_ms"], extra=fields)

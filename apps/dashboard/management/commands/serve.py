@@ -50,7 +50,9 @@ class Command(BaseCommand):
 
     def _processes(self, host, port, url, no_worker):
         python = sys.executable
-        commands = [[python, "-m", "daphne", "-b", host, "-p", str(port), "tradepulse.asgi:application"]]
+        # -v 0: daphne's plain-text access lines off; tradepulse.core.logging.AccessLogMiddleware
+        # writes them through our logging (JSON, with the request id).
+        commands = [[python, "-m", "daphne", "-v", "0", "-b", host, "-p", str(port), "tradepulse.asgi:application"]]
         if not no_worker:
             queues = ",".join(settings.CELERY_WORKER_QUEUES)
             commands += [
