@@ -69,7 +69,7 @@ def test_a_value_no_key_opens_fails_with_a_clear_message(settings, testnet):
 def test_production_refuses_to_start_without_keys_and_names_a_bad_one():
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "TRADEPULSE_ENCRYPTION_KEYS", "TRADEPULSE_TESTING")}
     code = "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE','tradepulse.settings'); django.setup()"
-    env.update({"DEBUG": "0", "SECRET_KEY": "x" * 60})
+    env.update({"DEBUG": "0", "SECRET_KEY": "test-only-production-secret-key-0123456789-abcdefghijklmnop"})
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "TRADEPULSE_ENCRYPTION_KEYS: must be set when DEBUG is off" in result.stderr
     env["TRADEPULSE_ENCRYPTION_KEYS"] = "not-a-key"
