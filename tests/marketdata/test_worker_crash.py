@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from django.db import connection
 
 from apps.audit.models import AuditEvent
@@ -43,7 +44,7 @@ def _start_worker(sim, log_path: Path, pool: str = "solo", stale_s: int = STALE_
     env.update(
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         TRADEPULSE_CELERY_EAGER="0", DEBUG="0", SECRET_KEY="crash-test-" + uuid.uuid4().hex * 2,
-        TRADEPULSE_CCXT_OVERRIDES=sim.ccxt_overrides_json(),
+        TRADEPULSE_ENCRYPTION_KEYS=Fernet.generate_key().decode(), TRADEPULSE_CCXT_OVERRIDES=sim.ccxt_overrides_json(),
         TRADEPULSE_JOB_HEARTBEAT_S=str(HEARTBEAT_S), TRADEPULSE_JOB_STALE_AFTER_S=str(stale_s),
     )
     return subprocess.Popen(
