@@ -393,6 +393,7 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE = {
     "publish-system-health": {"task": "dashboard.publish_health", "schedule": 30.0},
     "recover-lost-jobs": {"task": "jobs.recover_lost", "schedule": float(TRADEPULSE_JOB_RECOVER_EVERY_S)},
+    "reconcile-trading": {"task": "trading.reconcile_all", "schedule": 300.0},
 }
 
 if TESTING:

@@ -14,6 +14,7 @@ from tradepulse.core.api import OwnedModelViewSet, OwnedViewSet, ReadOnlyOwnedVi
 from tradepulse.core.permissions import can, visible_to
 
 from . import services
+from .brokers import BrokerError
 from .models import Deployment, ExchangeAccount, Fill, Order, PortfolioSnapshot, Position
 from .serializers import (DeploymentSerializer, ExchangeAccountSerializer, FillSerializer, OrderSerializer,
                           PortfolioSnapshotSerializer, PositionSerializer, StateChangeSerializer)
@@ -123,6 +124,21 @@ class OrderViewSet(DeploymentScopedViewSet):
     serializer_class = OrderSerializer
     filterset_fields = ["deployment", "status", "side", "symbol"]
     search_fields = ["client_order_id", "exchange_order_id"]
+
+    @extend_schema(request=StateChangeSerializer, responses=OrderSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel an open order on the exchange, with a reason (needs change on its deployment)."""
+        order = self.get_object()
+        _require_change(request, order.deployment)
+        reason = str(request.data.get("reason", "")).strip()
+        if not reason:
+            raise ValidationError({"reason": "Say why: every manual action is recorded with its reason."})
+        try:
+            order = services.order_cancel(order=order, reason=reason)
+        except BrokerError as exc:
+            raise ValidationError({"detail": exc.message}) from None
+        return Response(OrderSerializer(order, context={"request": request}).data)
 
 
 class FillViewSet(ReadOnlyOwnedViewSet):

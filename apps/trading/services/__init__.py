@@ -5,16 +5,19 @@
                deployment_lease_acquire, deployment_lease_release, deployment_running
 - orders:      order_place, order_apply_report, order_refresh, order_cancel, fill_record, position_apply_fill
 - reconcile:   deployment_reconcile
+- portfolio:   portfolio_snapshot_take
 """
 from .accounts import account_auth_failed, account_create, account_delete, account_test_connection, account_update
 from .deployments import (DeploymentBusy, deployment_activate, deployment_create, deployment_lease_acquire,
                           deployment_lease_release, deployment_pause, deployment_running, deployment_stop)
 from .orders import fill_record, order_apply_report, order_cancel, order_place, order_refresh, position_apply_fill
+from .portfolio import portfolio_snapshot_take
 from .reconcile import deployment_reconcile
 
 __all__ = [
     "DeploymentBusy", "account_auth_failed", "account_create", "account_delete", "account_test_connection",
     "account_update", "deployment_activate", "deployment_create", "deployment_lease_acquire",
     "deployment_lease_release", "deployment_pause", "deployment_reconcile", "deployment_running", "deployment_stop",
-    "fill_record", "order_apply_report", "order_cancel", "order_place", "order_refresh", "position_apply_fill",
+    "fill_record", "order_apply_report", "order_cancel", "order_place", "order_refresh", "portfolio_snapshot_take",
+    "position_apply_fill",
 ]
