@@ -80,3 +80,12 @@ def test_portfolio_snapshot_is_capital_and_fills_marked_at_the_price(deployment,
     assert PortfolioSnapshot.objects.count() == 1
     assert any(m["type"] == "trading.portfolio.tick" for _, m in published)
     assert Order.objects.count() == 1
+
+
+def test_reconciliation_is_registered_and_scheduled_on_the_trading_queue(settings):
+    from tradepulse.celery import app
+
+    app.loader.import_default_modules()
+    entry = settings.CELERY_BEAT_SCHEDULE["reconcile-trading"]
+    assert entry["task"] == "trading.reconcile_all" and entry["task"] in app.tasks
+    assert settings.CELERY_TASK_ROUTES["trading.*"] == {"queue": "trading"}
