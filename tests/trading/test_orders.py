@@ -176,3 +176,26 @@ def test_reconciliation_marks_an_order_that_never_arrived_as_failed(deployment, 
     order = Order.objects.get()
     assert order.status == OrderStatus.FAILED and order.reason_code == "never_arrived"
     assert result["flagged"] == [] and sim.orders() == []
+
+
+def test_protective_oco_exit_is_booked_by_reconciliation_and_the_books_match(deployment, sim):
+    entry = _place(deployment, amount=Decimal("0.01"))
+    last = Decimal(sim.candles("BTC/USDT", "1m", limit=1)[-1][4])
+    protect = services.order_protect(entry=entry, stop_price=last * Decimal("0.998"),
+                                     take_profit_price=last * Decimal("1.002"))
+    assert protect.type == "oco" and protect.status == OrderStatus.OPEN and protect.parent == entry
+    assert protect.amount == Decimal("0.00999")  # what the entry left after its base-currency fee
+    for _ in range(600):  # the market moves while the worker is down
+        sim.advance(60_000)
+        if any(o["status"] == "FILLED" for o in sim.orders() if o["orderListId"] != -1):
+            break
+    result = services.deployment_reconcile(deployment=deployment)
+    assert result["flagged"] == [] and result["paused"] is False
+    protect.refresh_from_db()
+    assert protect.status == OrderStatus.FILLED
+    legs = {leg.client_order_id[-1]: leg for leg in protect.protective.all()}
+    assert set(legs) == {"t", "s"} and sorted(leg.status for leg in legs.values()) == ["expired", "filled"]
+    position = Position.objects.get(deployment=deployment)
+    assert position.amount == Decimal("0.00999") - Decimal("0.00999") and position.side == "flat"
+    assert position.realised_pnl != 0
+    assert services.deployment_reconcile(deployment=deployment)["repaired"] == []  # nothing left to repair

@@ -30,7 +30,7 @@ RETRY_DELAY = 0.25  # seconds, doubled each retry
 LOOKUP_ATTEMPTS = 3  # after an unknown placement outcome
 STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelled": "canceled", "expired": "expired",
           "rejected": "rejected"}
-# exchange id -> how to ask what a key may do
+# exchanges whose spot OCO (orderList/oco) we drive through ccxt's implicit API
 OCO_EXCHANGES = ("binance",)
 
 
@@ -86,7 +86,7 @@ class CcxtBroker(Broker):
             try:
                 return getattr(self.client, method)(*args, **kwargs)
             except ccxt.NetworkError as exc:
-                if attempt == attempts or isinstance(exc, ccxt.OrderNotFound):
+                if attempt == attempts:
                     raise classify(exc, self.client) from None
                 log.warning("%s %s failed (%s), retry %d/%d", self.exchange_id, method, type(exc).__name__, attempt,
                             attempts - 1)

@@ -19,9 +19,9 @@ from apps.audit.services import audit_record
 from tradepulse.core.events import publish
 
 from ..brokers import Broker, BrokerError, broker_for
-from ..brokers.base import (OrderReport, OrderRequest, TradeReport, check_minimums, client_order_id, round_amount,
-                            round_price)
-from ..models import Deployment, Fill, Order, OrderSide, OrderStatus, Position
+from ..brokers.base import (OrderReport, OrderRequest, ProtectiveRequest, TradeReport, check_minimums, client_order_id,
+                            round_amount, round_price)
+from ..models import Deployment, Fill, Order, OrderSide, OrderStatus, OrderType, Position
 from .accounts import account_auth_failed
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,46 @@ def order_place(*, deployment: Deployment, side: str, amount: Decimal, signal_ba
         report = broker.place_order(OrderRequest(
             client_order_id=cid, symbol=order.symbol, side=order.side, amount=order.amount, type=order.type,
             price=order.price, stop_price=order.stop_price))
+    except BrokerError as exc:
+        return _placement_failed(order, exc)
+    return order_apply_report(order=order, report=report, source="order")
+
+
+def order_protect(*, entry: Order, stop_price: Decimal, take_profit_price: Decimal | None = None,
+                  intent_index: int | None = None, broker: Broker | None = None) -> Order:
+    """Rest protective exits for a filled entry on the exchange: one OCO (take-profit + stop-loss)
+    where the exchange has it, else a native stop (the engine then watches the target). Same
+    idempotency as order_place: the row is stored first under its own client order id
+    (intent = the entry's + 1 unless given); OCO legs carry it with a suffix ("t"/"s"), so
+    reconciliation books their fills under this order. A broker that can rest neither leaves
+    the order failed with reason "not_supported": the engine manages the exits."""
+    deployment, market = entry.deployment, entry.deployment.config.market
+    intent = entry.intent_index + 1 if intent_index is None else intent_index
+    cid = client_order_id(deployment.pk, entry.signal_bar_time, intent)
+    side = OrderSide.SELL if entry.side == OrderSide.BUY else OrderSide.BUY
+    amount = round_amount(entry.filled - (entry.fee if entry.fee_currency == market.base else Decimal(0)),
+                          market.amount_step)
+    with transaction.atomic():
+        order, created = Order.objects.select_for_update().get_or_create(client_order_id=cid, defaults=dict(
+            deployment=deployment, account=entry.account, symbol=entry.symbol, side=side,
+            type=OrderType.OCO if take_profit_price is not None else OrderType.STOP_LOSS, amount=amount,
+            stop_price=round_price(Decimal(stop_price), market.price_step),
+            take_profit_price=(round_price(Decimal(take_profit_price), market.price_step)
+                               if take_profit_price is not None else None),
+            signal_bar_time=entry.signal_bar_time, intent_index=intent, parent=entry, status=OrderStatus.PENDING,
+            decision={"protects": entry.client_order_id}))
+        if created:
+            audit_record("trading.order.created", target=order, reason="protective exits for " + entry.client_order_id,
+                         metadata={"client_order_id": cid, "stop": order.stop_price, "target": order.take_profit_price})
+        if order.status not in (OrderStatus.PENDING, OrderStatus.SUBMITTED):
+            return order
+        order.status, order.submitted_at = OrderStatus.SUBMITTED, order.submitted_at or timezone.now()
+        order.save(update_fields=["status", "submitted_at", "updated_at"])
+    try:
+        broker = broker or broker_for(order.account)
+        report = broker.place_protective(ProtectiveRequest(
+            client_order_id=cid, symbol=order.symbol, side=order.side, amount=order.amount,
+            stop_price=order.stop_price, take_profit_price=order.take_profit_price))
     except BrokerError as exc:
         return _placement_failed(order, exc)
     return order_apply_report(order=order, report=report, source="order")

@@ -20,7 +20,7 @@ from apps.audit.services import audit_record
 
 from ..brokers import Broker, BrokerError, broker_for
 from ..brokers.base import OrderReport, deployment_prefix
-from ..models import Deployment, DeploymentState, Fill, Mode, Order, OrderSide, OrderStatus
+from ..models import Deployment, DeploymentState, Fill, Mode, Order, OrderSide, OrderStatus, OrderType
 from .deployments import deployment_pause
 from .orders import TERMINAL, order_apply_report
 
@@ -38,18 +38,20 @@ def _parse_bar(cid: str, prefix: str) -> tuple[int, int]:
         return 0, 0
 
 
-def _adopt(deployment: Deployment, report: OrderReport, prefix: str) -> Order:
-    """Store an order the exchange accepted for this deployment but we never stored."""
+def _adopt(deployment: Deployment, report: OrderReport, prefix: str, parent: Order | None = None) -> Order:
+    """Store an order the exchange accepted for this deployment but we never stored: a leg of one
+    of our OCO lists (then a child of that order), or one whose answer was lost."""
     bar, intent = _parse_bar(report.client_order_id, prefix)
-    order = Order.objects.create(
+    reason = ("Accepted by the exchange but not stored (crash or lost answer); recovered by reconciliation."
+              if parent is None else f"Leg of protective order {parent.client_order_id}.")
+    order = Order.objects.create(parent=parent,
         deployment=deployment, account=deployment.account, symbol=deployment.config.market.symbol,
         client_order_id=report.client_order_id, exchange_order_id=report.exchange_order_id,
-        side=report.side or OrderSide.BUY, type=report.type if report.type in ("market", "limit") else "market",
+        side=report.side or OrderSide.BUY, type=report.type if report.type in OrderType.values else OrderType.MARKET,
         amount=report.amount, price=report.price, status=OrderStatus.SUBMITTED, signal_bar_time=bar,
-        intent_index=intent, reason_code="recovered",
-        reason="Accepted by the exchange but not stored (crash or lost answer); recovered by reconciliation.",
+        intent_index=intent, reason_code="recovered" if parent is None else "oco_leg", reason=reason,
         submitted_at=timezone.now())
-    audit_record("trading.order.recovered", target=order, reason=order.reason,
+    audit_record("trading.order.recovered" if parent is None else "trading.order.leg", target=order, reason=reason,
                  metadata={"client_order_id": order.client_order_id, "exchange_order_id": order.exchange_order_id})
     return order
 
@@ -104,9 +106,11 @@ def deployment_reconcile(*, deployment: Deployment, broker: Broker | None = None
             continue
         order = ours.get(cid)
         if order is None:
-            order = _adopt(deployment, report, prefix)
+            parent = ours.get(cid[:-1]) if cid[-1:] in ("t", "s") else None
+            order = _adopt(deployment, report, prefix, parent=parent if parent and parent.type == "oco" else None)
             ours[cid] = order
-            result["repaired"].append(f"Order {cid} was accepted by the exchange but not stored: recovered.")
+            if order.parent_id is None:
+                result["repaired"].append(f"Order {cid} was accepted by the exchange but not stored: recovered.")
         by_exchange_id[report.exchange_order_id] = order
         if order.status != report.status or order.filled != report.filled or not order.exchange_order_id:
             report.trades = [t for t in trades if t.order_id == report.exchange_order_id]
@@ -130,6 +134,16 @@ def deployment_reconcile(*, deployment: Deployment, broker: Broker | None = None
     grace = timezone.now() - UNKNOWN_GRACE
     for cid, order in ours.items():
         if order.status in TERMINAL or cid in seen:
+            continue
+        if order.type == OrderType.OCO:  # an order list: settled by its legs
+            legs = list(order.protective.all())
+            if legs and all(leg.status in TERMINAL for leg in legs):
+                done = OrderStatus.FILLED if any(leg.status == OrderStatus.FILLED for leg in legs) else \
+                    OrderStatus.CANCELED
+                Order.objects.filter(pk=order.pk).update(status=done, closed_at=timezone.now())
+                audit_record("trading.order.updated", target=order, reason="reconciliation: its legs are done",
+                             changes={"status": [order.status, done]})
+                result["repaired"].append(f"Protective order {cid} finished ({done}).")
             continue
         report = broker.fetch_order(symbol=symbol, client_order_id=cid)
         if report is not None:
