@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import secrets
 import subprocess
 import sys
 
