@@ -12,7 +12,7 @@ class TrainingTrialInline(admin.TabularInline):
     extra = 0
     can_delete = False
     max_num = 0
-    fields = ("number", "state", "params", "value", "pruned_reason", "worker_id", "duration_s")
+    fields = ("study", "number", "state", "params", "value", "penalty", "pruned_reason", "worker_id", "duration_s")
     readonly_fields = fields
     show_change_link = False
 
@@ -31,7 +31,7 @@ class TrainingRunAdmin(JobAdmin):
 
     @admin.display(description="Trials")
     def trials_progress(self, obj):
-        return f"{obj.trials_done} / {obj.n_trials}"
+        return f"{obj.trials_done} / {obj.trials_budget}"
 
     @admin.display(description="Verdict")
     def verdict_text(self, obj):

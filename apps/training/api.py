@@ -16,9 +16,14 @@ from rest_framework.response import Response
 from apps.strategies.api import StrategyConfigSerializer
 from tradepulse.core.api import OwnedViewSet
 
+from quant.optimisation.storage import dispose_storage
+
 from . import services
 from .models import TrainingRun
-from quant.optimisation import load_study
+from optuna.trial import TrialState
+
+from quant.optimisation import FINAL, load_study, study_names
+from quant.optimisation.runner import trial_penalty
 from .serializers import (TrainingBatchSerializer, TrainingCreateSerializer, TrainingRunDetailSerializer,
                                    TrainingRunSerializer,
                                    TrainingTrialSerializer)
@@ -77,55 +82,76 @@ class TrainingRunViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mix
         run = services.training_cancel(run=run, reason=request.data.get("reason", ""))
         return Response(TrainingRunSerializer(run).data)
 
-    @extend_schema(parameters=[OpenApiParameter("state", str, enum=list(TRIAL_STATES))],
+    @extend_schema(parameters=[OpenApiParameter("state", str, enum=list(TRIAL_STATES)),
+                               OpenApiParameter("study", str, description='"fold-<i>" or "final"')],
                    responses=TrainingTrialSerializer(many=True))
     @action(detail=True, methods=["get"])
     def trials(self, request, pk=None):
-        """Every finished trial, by number (paginated); `?state=complete|pruned|fail`."""
-        trials = self.get_object().trials.all()
+        """Every finished trial of every study, in the order they finished (paginated);
+        `?state=complete|pruned|fail`, `?study=fold-0|…|final`."""
+        run = self.get_object()
+        trials = run.trials.all()
         state = request.query_params.get("state")
         if state:
             if state not in TRIAL_STATES:
                 raise ValidationError({"state": f"Filter by one of {', '.join(TRIAL_STATES)}."})
             trials = trials.filter(state=state)
+        study = request.query_params.get("study")
+        if study:
+            keys = list(study_names(run.study_name, run.folds))
+            if study not in keys:
+                raise ValidationError({"study": f"Filter by one of {', '.join(keys)}."})
+            trials = trials.filter(study=study)
         page = self.paginate_queryset(trials)
         return self.get_paginated_response(TrainingTrialSerializer(page, many=True).data)
 
-    @extend_schema(request=None, responses={201: StrategyConfigSerializer})
+    @extend_schema(request=None, responses={201: StrategyConfigSerializer, 200: StrategyConfigSerializer})
     @action(detail=True, methods=["post"], url_path="create-config")
     def create_config(self, request, pk=None):
-        """`{"trial": <number>, "name": ""}`: that trial's parameters become a DISCOVERY config."""
+        """`{"trial": <number>, "study": "final", "name": ""}`: that trial's parameters become a
+        DISCOVERY config (201). A trial already saved as a config of this run answers 200 with
+        that config instead of making a duplicate; `created` in the body says which."""
         run = self.get_object()
         try:
             number = int(request.data.get("trial"))
         except (TypeError, ValueError):
             raise ValidationError({"trial": "Give the trial number, e.g. {\"trial\": 7}."}) from None
-        config = services.training_create_config_from_trial(run=run, number=number, owner=request.user,
-                                                            name=request.data.get("name", ""))
-        return Response(StrategyConfigSerializer(config, context={"request": request}).data,
-                        status=status.HTTP_201_CREATED)
+        config, created = services.training_create_config_from_trial(
+            run=run, number=number, owner=request.user, study=request.data.get("study") or FINAL,
+            name=request.data.get("name", ""))
+        return Response({**StrategyConfigSerializer(config, context={"request": request}).data, "created": created},
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @action(detail=True, methods=["get"])
     def plots(self, request, pk=None):
-        """optuna's plotly figures as JSON: `{name: {"figure": {...}} | {"message": "..."}}` for
-        history, importances, slice and contour."""
+        """optuna's plotly figures of the final study (the one whose parameters are offered) as
+        JSON: `{name: {"figure": {...}} | {"message": "..."}}` for history, importances, slice
+        and contour. Only measured values are drawn: trials whose value is a penalty (too few
+        trades, undefined metric) are left out and counted in the message."""
         run = self.get_object()
-        complete = run.trials.filter(state="complete").count()
-        study = load_study(services.optuna_storage_url(), run.study_name)
-        figures = {}
+        stored = load_study(services.optuna_storage_url(run.study_name),
+                            study_names(run.study_name, run.folds)[FINAL])
         try:
-            for name, plot in PLOTS.items():
-                if complete < 2:
-                    figures[name] = {"message": f"Not enough completed trials yet ({complete}); plots need at least 2."}
-                    continue
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        figures[name] = {"figure": plot(study).to_plotly_json()}
-                except (ValueError, RuntimeError, ZeroDivisionError) as exc:
-                    figures[name] = {"message": f"Cannot draw {name} yet: {exc}"}
+            trials = stored.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         finally:
-            services.dispose_study(study)
+            dispose_storage(stored._storage)
+        measured = [t for t in trials if trial_penalty(t) is None]
+        penalised = len(trials) - len(measured)
+        study = optuna.create_study(direction="maximize")  # in memory: just what is drawn
+        study.add_trials(measured)
+        left_out = f" ({penalised} penalised trial(s) left out)" if penalised else ""
+        figures = {}
+        for name, plot in PLOTS.items():
+            if len(measured) < 2:
+                figures[name] = {"message": f"Not enough measured trials yet ({len(measured)}{left_out}); "
+                                            "plots need at least 2."}
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    figures[name] = {"figure": plot(study).to_plotly_json(), "left_out": penalised}
+            except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+                figures[name] = {"message": f"Cannot draw {name} yet: {exc}"}
         return Response(_jsonable(figures))
 
 

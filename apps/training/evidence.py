@@ -54,11 +54,14 @@ def candidate_evidence(candidate: dict | None, result: dict, *, market, timefram
     prints = _Fingerprints(market, timeframe)
     if period.get("start") is not None and period.get("end") is not None:
         prints.of(period["start"], period["end"])  # one read serves every span inside the period
-    oos = (candidate.get("out_of_sample") or {}).get("metrics")
+    # The walk-forward out-of-sample result belongs to the run (each fold tested the parameters
+    # its own study chose), not to one candidate: it is the evidence for the process that chose it.
+    walkforward = candidate.get("out_of_sample") or result.get("out_of_sample") or {}
+    oos = walkforward.get("metrics")
     shared = {"oos_sharpe": (oos or {}).get("sharpe"), "dsr": (candidate.get("dsr") or {}).get("value"),
               "pbo": result.get("pbo"), "code_version": code_version, "run": run, "trial": candidate.get("number")}
     rows = []
-    windows = [f["out_of_sample"] for f in candidate.get("folds") or []
+    windows = [f["out_of_sample"] for f in candidate.get("folds") or result.get("folds") or []
                if (f.get("out_of_sample") or {}).get("start") is not None]
     if oos and windows:
         start, end = min(w["start"] for w in windows), max(w["end"] for w in windows)

@@ -1,5 +1,6 @@
-"""Training runs: an optuna study per walk-forward fold of one strategy on one market and
-timeframe, validated out of sample and on a hold-out; and the trials the live feed shows."""
+"""Training runs: walk-forward optimisation of one strategy on one market and timeframe (an
+optuna study per fold, tested on that fold's out-of-sample window, plus a final study on the
+whole optimisation range tested on the hold-out); and the trials the live feed shows."""
 from __future__ import annotations
 
 from django.db import models
@@ -30,8 +31,9 @@ class Scheme(models.TextChoices):
 
 
 class TrainingRun(Job, ExecutionSettings):
-    """An optuna study of one strategy on one market and timeframe, run by `n_workers` tasks,
-    then validated (walk-forward, hold-out, DSR, PBO) by the last worker to finish."""
+    """Walk-forward optimisation of one strategy on one market and timeframe: `folds + 1`
+    optuna studies of `n_trials` trials each, run by `n_workers` tasks, then validated
+    (walk-forward out-of-sample, hold-out, DSR, PBO) by the last worker to finish."""
 
     name = models.CharField(max_length=150, blank=True)
     strategy_key = models.CharField(max_length=50, db_index=True)
@@ -43,7 +45,7 @@ class TrainingRun(Job, ExecutionSettings):
     objective = models.CharField(max_length=16, choices=Objective.choices, default=Objective.SHARPE)
     min_trades = models.PositiveIntegerField(default=10, help_text="Windows with fewer closed trades are penalised.")
     sampler = models.CharField(max_length=8, choices=SamplerChoice.choices, default=SamplerChoice.TPE)
-    n_trials = models.PositiveIntegerField(default=100)
+    n_trials = models.PositiveIntegerField(default=100, help_text="Trials of EACH study (one per fold, one final).")
     timeout_s = models.FloatField(null=True, blank=True, help_text="Time budget per worker, seconds.")
     folds = models.PositiveSmallIntegerField(default=5)
     scheme = models.CharField(max_length=8, choices=Scheme.choices, default=Scheme.ROLLING)
@@ -55,6 +57,8 @@ class TrainingRun(Job, ExecutionSettings):
     code_version = models.CharField(max_length=64, blank=True,
                                     help_text="SHA-256 of the strategy's and the engine's source when the run was "
                                               "created (quant/strategies/provenance.py says what is hashed).")
+    allow_gaps = models.BooleanField(default=False, help_text="Train through missing bars (listed in `gaps`).")
+    gaps = models.JSONField(default=list, blank=True, help_text="Missing intervals inside the range, if allowed.")
 
     study_name = models.CharField(max_length=200, blank=True)
     batch = models.CharField(max_length=32, blank=True, db_index=True,
@@ -87,16 +91,40 @@ class TrainingRun(Job, ExecutionSettings):
     def trials_done(self) -> int:
         return self.trials_complete + self.trials_pruned
 
+    @property
+    def n_studies(self) -> int:
+        """One study per walk-forward fold, plus the final study on the whole optimisation range."""
+        return self.folds + 1
+
+    @property
+    def trials_budget(self) -> int:
+        """Trials the whole run tries: `n_trials` in each study."""
+        return self.n_trials * self.n_studies
+
+    @property
+    def trials_message(self) -> str:
+        """One sentence for every counter on the page, so they cannot disagree."""
+        return (f"{self.trials_done} of {self.trials_budget} trials ({self.n_studies} studies × {self.n_trials}): "
+                f"{self.trials_complete} complete, {self.trials_pruned} pruned"
+                + (f", {self.trials_failed} failed" if self.trials_failed else ""))
+
 
 class TrainingTrial(models.Model):
-    """One finished optuna trial, written by the worker that ran it (the live feed's rows)."""
+    """One finished optuna trial of one of a run's studies, written by the worker that ran it
+    (the live feed's rows)."""
 
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="trials")
-    number = models.PositiveIntegerField()
+    study = models.CharField(max_length=16, default="final", help_text='"fold-<i>" or "final".')
+    fold = models.PositiveSmallIntegerField(null=True, blank=True,
+                                            help_text="Walk-forward fold of the study; empty for the final study.")
+    number = models.PositiveIntegerField(help_text="Trial number within its study.")
     state = models.CharField(max_length=10, db_index=True)
     params = models.JSONField(default=dict)
-    value = models.FloatField(null=True, blank=True)
-    folds = models.JSONField(default=list, blank=True, help_text="Per-fold in-sample records.")
+    value = models.FloatField(null=True, blank=True,
+                              help_text="Objective value; a penalty, not a measurement, when `penalty` is set.")
+    penalty = models.CharField(max_length=200, blank=True,
+                               help_text="Why the value is a penalty (e.g. too few trades), empty for a real value.")
+    windows = models.JSONField(default=list, blank=True, help_text="Per-window records of the study's window(s).")
     bar_ranges = models.JSONField(default=list, blank=True,
                                   help_text="Bar ranges the trial read: [{fold, read_start, start, end}].")
     pruned_reason = models.CharField(max_length=500, blank=True)
@@ -107,8 +135,8 @@ class TrainingTrial(models.Model):
     duration_s = models.FloatField(null=True, blank=True)
 
     class Meta:
-        ordering = ["run", "number"]
-        constraints = [models.UniqueConstraint(fields=["run", "number"], name="training_trial_unique_number")]
+        ordering = ["run", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "study", "number"], name="training_trial_unique_number")]
 
     def __str__(self) -> str:
-        return f"Trial {self.number} of {self.run_id}"
+        return f"Trial {self.study} {self.number} of {self.run_id}"

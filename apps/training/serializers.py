@@ -17,8 +17,9 @@ from apps.strategies.serializers import ExecutionSettingsSerializer
 RUN_FIELDS = ["id", "name", "batch", "owner", "state", "progress", "message", "error", "strategy_key", "market",
               "market_symbol", "exchange", "timeframe", "start", "end", "objective", "min_trades", "sampler",
               "n_trials", "timeout_s", "folds", "scheme", "holdout_share", "seed", "n_workers", "top_n", *EXECUTION_FIELDS,
-              "code_version", "study_name", "holdout_start", "trials_complete", "trials_pruned",
-              "trials_failed", "trials_done", "best_value", "best_number", "best_params", "verdict", "created_at",
+              "allow_gaps", "gaps", "code_version", "study_name", "holdout_start", "n_studies", "trials_budget",
+              "trials_complete", "trials_pruned", "trials_failed", "trials_done", "trials_message", "best_value",
+              "best_number", "best_params", "verdict", "created_at",
               "started_at", "finished_at", "duration_s"]
 
 
@@ -30,6 +31,9 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     duration_s = serializers.FloatField(read_only=True)
     trials_done = serializers.IntegerField(read_only=True)
+    n_studies = serializers.IntegerField(read_only=True, help_text="Studies of the run: one per fold, one final.")
+    trials_budget = serializers.IntegerField(read_only=True, help_text="n_trials × n_studies.")
+    trials_message = serializers.CharField(read_only=True)
 
     class Meta:
         model = TrainingRun
@@ -57,7 +61,8 @@ class TrainingCreateSerializer(ExecutionSettingsSerializer):
     objective = serializers.ChoiceField(choices=Objective.choices, required=False)
     min_trades = serializers.IntegerField(required=False, min_value=0)
     sampler = serializers.ChoiceField(choices=SamplerChoice.choices, required=False)
-    n_trials = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
+    n_trials = serializers.IntegerField(required=False, min_value=1, max_value=100_000,
+                                        help_text="Trials of EACH study: one study per fold plus a final study.")
     timeout_s = serializers.FloatField(required=False, allow_null=True, min_value=1)
     folds = serializers.IntegerField(required=False, min_value=1, max_value=50)
     scheme = serializers.ChoiceField(choices=Scheme.choices, required=False)
@@ -65,6 +70,9 @@ class TrainingCreateSerializer(ExecutionSettingsSerializer):
     seed = serializers.IntegerField(required=False, allow_null=True)
     n_workers = serializers.IntegerField(required=False, min_value=1, max_value=64)
     top_n = serializers.IntegerField(required=False, min_value=1, max_value=50)
+    allow_gaps = serializers.BooleanField(required=False, default=False,
+                                          help_text="Train through missing bars; the gaps are listed on the result. "
+                                                    "Without it a range with gaps is refused, naming them.")
 
 
 class SeriesSerializer(serializers.Serializer):
@@ -97,5 +105,5 @@ class TrainingBatchSerializer(TrainingCreateSerializer):
 class TrainingTrialSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingTrial
-        fields = ["number", "state", "params", "value", "folds", "bar_ranges", "pruned_reason", "worker_id",
-                  "retried_from", "started_at", "completed_at", "duration_s"]
+        fields = ["number", "study", "fold", "state", "params", "value", "penalty", "windows", "bar_ranges",
+                  "pruned_reason", "worker_id", "retried_from", "started_at", "completed_at", "duration_s"]

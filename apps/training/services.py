@@ -1,18 +1,18 @@
-"""Training runs: create (validate, store, create the optuna study, queue the workers), the
-worker body (claim or join, run trials, record each, validate when the last worker finishes),
-cancel, and configs from trials. The API, the admin, the tasks and the `train` command call
-these functions; the optimisation and the statistics are the pure core in `training/`.
+"""Training runs: create (validate, store, create the optuna studies, queue the workers), the
+worker body (claim or join, run trials of every study, record each, validate when the last
+worker finishes), cancel, and configs from trials. The API, the admin, the tasks and the
+`train` command call these functions; the optimisation and the statistics are the pure core
+in `quant/optimisation/` (walk-forward: one study per fold plus a final study, see its README).
 """
 from __future__ import annotations
 
 import logging
 import uuid
 from datetime import UTC, datetime
-from urllib.parse import quote
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from optuna.trial import TrialState
@@ -22,7 +22,7 @@ from apps.audit.services import audit_record
 from apps.marketdata.selectors import candle_count
 from quant.strategies import Bars, get_strategy
 from apps.strategies.execution import EXECUTION_FIELDS
-from apps.strategies.models import Source, Stage
+from apps.strategies.models import Source, Stage, StrategyConfig
 from quant.strategies.provenance import code_version as current_code_version
 from apps.strategies.services import config_create
 from tradepulse.core import events
@@ -31,51 +31,39 @@ from tradepulse.core.jobs import JobState
 from .evidence import candidate_evidence
 from .models import Objective, SamplerChoice, Scheme, TrainingRun, TrainingTrial
 from apps.backtests.services import ENGINE_FIELDS, BacktestSpec, check_data, load_bars, range_gaps
-from quant.optimisation import (OBJECTIVES, SAMPLERS, create_study, holdout_split, max_warmup, run_trials,
-                       storage_url_from_database_url, trial_record)
-from quant.optimisation.runner import BarsObjectiveFactory, validate_study
-from quant.optimisation.walkforward import folds as make_folds
+from quant.optimisation import (FINAL, OBJECTIVES, SAMPLERS, create_study, plan_training, run_studies, study_names,
+                                trial_record, validate_training)
+from quant.optimisation.pipeline import StudyObjectives, fold_of
+from quant.optimisation.storage import dispose_storage, journal_file_url, journal_redis_url, make_storage
 from .serializers import TrainingRunSerializer
 
 log = logging.getLogger(__name__)
 
-OPTUNA_SCHEMA = "optuna"
-# Lets operators (and the test suite) find optuna's pooled connections in pg_stat_activity.
-OPTUNA_APPLICATION_NAME = "tradepulse-optuna"
 ROBUST = "likely_robust"
 # Share of the progress bar given to the trials; validation takes the rest.
 TRIALS_SHARE = 90.0
 
 
 # --- Storage ------------------------------------------------------------------------------------
-def optuna_storage_url() -> str:
-    """SQLAlchemy URL of optuna's storage, from the live Django connection settings.
+def optuna_storage_url(study_name: str) -> str:
+    """Where a run's optuna studies live: one journal per run (quant/optimisation/storage.py).
 
-    PostgreSQL: the same database as Django (in tests: the test database), schema `optuna`
-    (created by migration 0004). SQLite: an embedded `<VAR_DIR>/optuna.sqlite3` (one worker;
-    SQLite serialises writers).
+    Production (REDIS_URL set): a Redis list on the platform's Redis, shared by every worker
+    on every machine. Embedded mode: a file `<VAR_DIR>/optuna/<study name>.log`. Built from
+    the settings each time (never stored: a Redis URL can carry a password).
     """
-    db = connections["default"].settings_dict
-    if db["ENGINE"].endswith("postgresql"):
-        auth = quote(db.get("USER") or "", safe="")
-        if db.get("PASSWORD"):
-            auth += ":" + quote(db["PASSWORD"], safe="")
-        host = db.get("HOST") or "localhost"
-        port = f":{db['PORT']}" if db.get("PORT") else ""
-        url = f"postgresql://{auth}{'@' if auth else ''}{host}{port}/{db['NAME']}"
-        url = storage_url_from_database_url(url, schema=OPTUNA_SCHEMA)
-        return url + "&application_name=" + OPTUNA_APPLICATION_NAME
-    return f"sqlite:///{(settings.VAR_DIR / 'optuna.sqlite3').resolve()}"
+    if settings.REDIS_URL:
+        return journal_redis_url(settings.REDIS_URL, f"tradepulse:optuna:{study_name}")
+    folder = settings.VAR_DIR / "optuna"
+    folder.mkdir(exist_ok=True)
+    return journal_file_url((folder / f"{study_name}.log").resolve())
 
 
-# --- Plan: hold-out and folds -------------------------------------------------------------------
+# --- Plan: hold-out, folds, final window --------------------------------------------------------
 def _plan(strategy_key: str, timeframe: str, n_or_bars, *, holdout_share: float, folds: int, scheme: str):
-    """(warmup, optimise window, hold-out window, folds) for `n_or_bars`; ValueError if impossible."""
-    warmup = max_warmup(get_strategy(strategy_key), timeframe)
-    optimise, holdout = holdout_split(n_or_bars, holdout_share, warmup_bars=warmup)
-    optimise_part = n_or_bars[:optimise.end] if isinstance(n_or_bars, Bars) else optimise.end
-    fold_list = make_folds(optimise_part, k=folds, scheme=scheme, warmup_bars=warmup)
-    return warmup, optimise, holdout, fold_list
+    """The walk-forward plan for `n_or_bars`; ValueError if impossible."""
+    return plan_training(n_or_bars, strategy_key=strategy_key, timeframe=timeframe, holdout_share=holdout_share,
+                         folds=folds, scheme=scheme)
 
 
 def _ms(dt: datetime | None) -> int | None:
@@ -86,10 +74,12 @@ def _dt(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def training_spec(*, strategy_key: str, timeframe: str, start_ms=None, end_ms=None, **engine) -> BacktestSpec:
-    """The strategy/engine part of a run validated like a backtest's (default parameters)."""
+def training_spec(*, strategy_key: str, timeframe: str, start_ms=None, end_ms=None, allow_gaps: bool = False,
+                  **engine) -> BacktestSpec:
+    """The strategy/engine part of a run validated like a backtest's (default parameters), with
+    the same gap policy: a range with gaps is refused unless `allow_gaps`."""
     return BacktestSpec.build(strategy_key=strategy_key, parameters={}, timeframe=timeframe, start_ms=start_ms,
-                              end_ms=end_ms, **engine)
+                              end_ms=end_ms, allow_gaps=allow_gaps, **engine)
 
 
 def check_training_options(*, objective: str, sampler: str, folds: int, scheme: str, holdout_share: float,
@@ -123,31 +113,35 @@ def training_create(*, owner, market, timeframe: str, start: datetime, end: date
                     sampler: str = SamplerChoice.TPE, n_trials: int = 100, timeout_s: float | None = None,
                     folds: int = 5, scheme: str = Scheme.ROLLING, holdout_share: float = 0.2,
                     seed: int | None = None, n_workers: int = 1, top_n: int = 5, enqueue: bool = True,
-                    batch: str = "", **engine) -> TrainingRun:
-    """Validate, store a TrainingRun, create its optuna study and queue `n_workers` tasks.
+                    batch: str = "", allow_gaps: bool = False, **engine) -> TrainingRun:
+    """Validate, store a TrainingRun, create its optuna studies and queue `n_workers` tasks.
 
+    `n_trials` is the budget of EACH study: one per walk-forward fold and one on the whole
+    optimisation range, so the run tries `n_trials × (folds + 1)` parameter sets.
     Refuses (ValidationError naming the field) unknown strategies, bad costs, unknown
     objective/sampler/scheme, a hold-out share outside (0, 0.9), folds that do not fit the
-    range's bars, an empty range, and a range with gaps (naming them). The study is created
-    here, once; the workers only load it.
+    range's bars, an empty range, and a range with gaps (naming them) unless `allow_gaps`
+    (then the gaps are listed on the run and its result). The studies are created here,
+    once; the workers only load them.
     """
     spec = _validated(market=market, timeframe=timeframe, start=start, end=end, strategy_key=strategy_key,
                       objective=objective, min_trades=min_trades, sampler=sampler, folds=folds, scheme=scheme,
-                      holdout_share=holdout_share, n_trials=n_trials, n_workers=n_workers, top_n=top_n, **engine)
+                      holdout_share=holdout_share, n_trials=n_trials, n_workers=n_workers, top_n=top_n,
+                      allow_gaps=allow_gaps, **engine)
     run = TrainingRun(owner=owner, market=market, timeframe=timeframe, start=start, end=end,
                       strategy_key=spec.strategy_key, objective=objective, min_trades=min_trades, sampler=sampler,
                       n_trials=n_trials, timeout_s=timeout_s, folds=folds, scheme=scheme,
                       holdout_share=holdout_share, seed=seed, n_workers=n_workers, top_n=top_n,
                       name=name or f"train {spec.strategy_key} {market.symbol} {timeframe}", batch=batch,
                       code_version=current_code_version(spec.strategy_key),
+                      allow_gaps=allow_gaps, gaps=range_gaps(market, spec) if allow_gaps else [],
                       **{f: getattr(spec.engine, f) for f in ENGINE_FIELDS})
     run.full_clean()
     run.save()
     run.study_name = f"run-{run.pk}-{run.strategy_key}-{market.symbol}-{timeframe}-{uuid.uuid4().hex[:8]}"
     run.save(update_fields=["study_name"])
     try:
-        dispose_study(create_study(optuna_storage_url(), run.study_name, sampler=sampler, seed=seed,
-                              strategy_key=run.strategy_key))
+        _create_studies(run)
     except ValueError as exc:
         raise ValidationError({"sampler": str(exc)}) from None
     grant_owner(run)
@@ -155,7 +149,8 @@ def training_create(*, owner, market, timeframe: str, start: datetime, end: date
                  metadata={"strategy": run.strategy_key, "market": market.symbol, "timeframe": timeframe,
                            "start": start, "end": end, "objective": objective, "sampler": sampler,
                            "n_trials": n_trials, "folds": folds, "holdout_share": holdout_share,
-                           "n_workers": n_workers, "study": run.study_name})
+                           "n_workers": n_workers, "study": run.study_name, "allow_gaps": allow_gaps,
+                           "gaps": len(run.gaps)})
     if enqueue:
         from .tasks import run_training_worker
 
@@ -168,8 +163,20 @@ def training_create(*, owner, market, timeframe: str, start: datetime, end: date
     return run
 
 
+def _create_studies(run: TrainingRun) -> None:
+    """Every study of the run (one per fold, the final one), in its own journal."""
+    url = optuna_storage_url(run.study_name)
+    storage = make_storage(url)
+    try:
+        for name in study_names(run.study_name, run.folds).values():
+            create_study(url, name, sampler=run.sampler, seed=run.seed, strategy_key=run.strategy_key,
+                         storage=storage)
+    finally:
+        dispose_storage(storage)
+
+
 def _validated(*, market, timeframe, start, end, strategy_key, objective, min_trades, sampler, folds, scheme,
-               holdout_share, n_trials, n_workers, top_n, **engine):
+               holdout_share, n_trials, n_workers, top_n, allow_gaps=False, **engine):
     """Every check a run must pass before anything is stored; returns the backtest spec."""
     if start is None or end is None:
         raise ValidationError({"start": "A training run needs a start and an end."})
@@ -177,7 +184,7 @@ def _validated(*, market, timeframe, start, end, strategy_key, objective, min_tr
                            holdout_share=holdout_share, n_trials=n_trials, n_workers=n_workers, top_n=top_n,
                            min_trades=min_trades)
     spec = training_spec(strategy_key=strategy_key, timeframe=timeframe, start_ms=_ms(start), end_ms=_ms(end),
-                         **engine)
+                         allow_gaps=allow_gaps, **engine)
     total = candle_count(market, timeframe, spec.start_ms, spec.end_ms)
     check_data(spec, total, range_gaps(market, spec))
     try:
@@ -226,18 +233,21 @@ _RUN_ONLY = {"timeout_s", "seed", "enqueue"}
 # --- Worker -------------------------------------------------------------------------------------
 def _spec_for_run(run: TrainingRun) -> BacktestSpec:
     return training_spec(strategy_key=run.strategy_key, timeframe=run.timeframe, start_ms=_ms(run.start),
-                         end_ms=_ms(run.end), **{f: getattr(run, f) for f in ENGINE_FIELDS})
+                         end_ms=_ms(run.end), allow_gaps=run.allow_gaps,
+                         **{f: getattr(run, f) for f in ENGINE_FIELDS})
 
 
 def _cancel_requested(run_id: int) -> bool:
     return TrainingRun.objects.filter(pk=run_id).filter(Q(cancel_requested=True) | ~Q(state=JobState.RUNNING)).exists()
 
 
-def _record_trial(run: TrainingRun, frozen) -> None:
-    """Store one finished trial, bump the counters and best-so-far, publish the live event."""
-    rec = trial_record(frozen)
-    TrainingTrial.objects.update_or_create(run=run, number=rec["number"], defaults={
-        "state": rec["state"], "params": rec["params"], "value": rec["value"], "folds": rec["folds"],
+def _record_trial(run: TrainingRun, study: str, frozen) -> None:
+    """Store one finished trial of one of the run's studies, bump the counters and the final
+    study's best-so-far (measured values only: a penalty is never a best), publish the event."""
+    rec = {**trial_record(frozen, study=study), "fold": fold_of(study)}
+    TrainingTrial.objects.update_or_create(run=run, study=study, number=rec["number"], defaults={
+        "fold": rec["fold"], "state": rec["state"], "params": rec["params"], "value": rec["value"],
+        "penalty": (rec["penalty"] or "")[:200], "windows": rec["windows"],
         "bar_ranges": frozen.user_attrs.get("bar_ranges", []), "pruned_reason": (rec["pruned_reason"] or "")[:500],
         "worker_id": rec["worker_id"] or "", "retried_from": rec["retried_from"],
         "started_at": _dt(rec["started_at"]), "completed_at": _dt(rec["completed_at"]),
@@ -245,21 +255,22 @@ def _record_trial(run: TrainingRun, frozen) -> None:
     counter = {TrialState.COMPLETE: "trials_complete", TrialState.PRUNED: "trials_pruned"}.get(
         frozen.state, "trials_failed")
     TrainingRun.objects.filter(pk=run.pk).update(**{counter: F(counter) + 1}, heartbeat_at=timezone.now())
-    if rec["state"] == "complete" and rec["value"] is not None:
+    if study == FINAL and rec["state"] == "complete" and rec["value"] is not None and not rec["penalty"]:
         TrainingRun.objects.filter(pk=run.pk).filter(Q(best_value__isnull=True) | Q(best_value__lt=rec["value"])) \
             .update(best_value=rec["value"], best_number=rec["number"], best_params=rec["params"])
     run.refresh_from_db(fields=["trials_complete", "trials_pruned", "trials_failed", "best_value", "best_number",
                                 "best_params"])
-    progress = round(TRIALS_SHARE * min(run.trials_done / max(run.n_trials, 1), 1.0), 1)
-    message = f"{run.trials_done} of {run.n_trials} trials"
+    progress = round(TRIALS_SHARE * min(run.trials_done / max(run.trials_budget, 1), 1.0), 1)
+    message = run.trials_message
     TrainingRun.objects.filter(pk=run.pk).update(progress=progress, message=message)
     run.progress, run.message = progress, message
-    best = None if run.best_number is None else {"number": run.best_number, "value": run.best_value,
-                                                 "params": run.best_params}
+    best = None if run.best_number is None else {"number": run.best_number, "study": FINAL,
+                                                 "value": run.best_value, "params": run.best_params}
     events.publish("training.trial.finished",
                    {"run": run.pk, "trial": rec, "best": best, "progress": progress, "n_trials": run.n_trials,
-                    "trials_done": run.trials_done, "trials_complete": run.trials_complete,
-                    "trials_pruned": run.trials_pruned},
+                    "trials_budget": run.trials_budget, "trials_done": run.trials_done,
+                    "trials_complete": run.trials_complete, "trials_pruned": run.trials_pruned,
+                    "trials_failed": run.trials_failed, "message": message},
                    users=[run.owner_id], topics=[f"training-{run.pk}"])
 
 
@@ -267,9 +278,10 @@ def training_execute_worker(run_id: int, worker_id: str) -> TrainingRun | None:
     """The task body. The first worker claims the run (QUEUED → RUNNING), later ones join it.
 
     Loads the run's candles once, hands only the optimisation range to the optimiser and runs
-    trials until the study's budget is reached, the time budget passes or the run is
-    cancelled. The last worker to finish (decided under a row lock) validates and finishes
-    the run. Returns None when there was nothing to do.
+    trials of every study of the run (each fold's, then the final one) until each study's
+    budget is reached, the time budget passes or the run is cancelled. The last worker to
+    finish (decided under a row lock) validates and finishes the run. Returns None when there
+    was nothing to do.
     """
     run = TrainingRun.objects.select_related("market").get(pk=run_id)
     if run.claim():
@@ -279,20 +291,22 @@ def training_execute_worker(run_id: int, worker_id: str) -> TrainingRun | None:
         if run.state != JobState.RUNNING:
             return None  # finished or cancelled already: a late or redelivered task
     try:
-        bars = load_bars(run.market, _spec_for_run(run))
-        warmup, optimise, holdout, fold_list = _plan(run.strategy_key, run.timeframe, bars,
-                                                     holdout_share=run.holdout_share, folds=run.folds,
-                                                     scheme=run.scheme)
+        spec = _spec_for_run(run)
+        bars = load_bars(run.market, spec)
+        plan = _plan(run.strategy_key, run.timeframe, bars, holdout_share=run.holdout_share, folds=run.folds,
+                     scheme=run.scheme)
         if run.holdout_start_index is None:
-            TrainingRun.objects.filter(pk=run.pk).update(holdout_start=_dt(holdout.start_ms),
-                                                         holdout_start_index=holdout.start)
-        # The optimiser's objective holds the optimisation bars only: no hold-out bar in memory.
-        factory = BarsObjectiveFactory(bars[:optimise.end], run.strategy_key, _spec_for_run(run).engine,
-                                       objective=run.objective, min_trades=run.min_trades, folds=fold_list)
-        report = run_trials(optuna_storage_url(), run.study_name, factory, n_trials_total=run.n_trials,
-                            timeout_s=run.timeout_s, worker_id=worker_id,
-                            should_stop=lambda: _cancel_requested(run.pk),
-                            on_trial_finished=lambda frozen: _record_trial(run, frozen))
+            TrainingRun.objects.filter(pk=run.pk).update(holdout_start=_dt(plan.holdout.start_ms),
+                                                         holdout_start_index=plan.holdout.start)
+        # The optimiser's objectives hold the optimisation bars only: no hold-out bar in memory.
+        objectives = StudyObjectives(bars[:plan.optimise.end], run.strategy_key, spec.engine, run.objective,
+                                     run.min_trades, plan.study_windows())
+        names = study_names(run.study_name, plan)
+        keys = {name: key for key, name in names.items()}
+        report = run_studies(optuna_storage_url(run.study_name), objectives.tasks(names),
+                             n_trials_total=run.n_trials, timeout_s=run.timeout_s, worker_id=worker_id,
+                             should_stop=lambda: _cancel_requested(run.pk),
+                             on_trial_finished=lambda name, frozen: _record_trial(run, keys[name], frozen))
     except Exception as exc:  # noqa: BLE001 - stored for the user, logged with traceback for us
         log.exception("training %s worker %s failed", run.pk, worker_id)
         _fail(run, exc)
@@ -310,7 +324,7 @@ def training_execute_worker(run_id: int, worker_id: str) -> TrainingRun | None:
         return locked
     run.refresh_from_db()
     try:
-        _finalise(run, bars, warmup, optimise, holdout, fold_list)
+        _finalise(run, bars, plan)
     except Exception as exc:  # noqa: BLE001
         log.exception("training %s validation failed", run.pk)
         _fail(run, exc)
@@ -329,23 +343,16 @@ def _fail(run: TrainingRun, exc: Exception) -> None:
     _publish(run, "training.run.failed")
 
 
-def dispose_study(study) -> None:
-    """Close the study's pooled connections now rather than at garbage collection."""
-    backend = getattr(study._storage, "_backend", study._storage)
-    engine = getattr(backend, "engine", None)
-    if engine is not None:
-        engine.dispose()
-
-
-def _finalise(run: TrainingRun, bars, warmup, optimise, holdout, fold_list) -> None:
+def _finalise(run: TrainingRun, bars, plan) -> None:
     TrainingRun.objects.filter(pk=run.pk).update(progress=TRIALS_SHARE, message="Validating the best candidates")
     run.progress, run.message = TRIALS_SHARE, "Validating the best candidates"
     _publish(run, "training.run.progress")
-    result = validate_study(
-        bars=bars, strategy_key=run.strategy_key, engine_config=_spec_for_run(run).engine, objective=run.objective,
-        min_trades=run.min_trades, n_trials=run.n_trials, top_n=run.top_n, warmup=warmup, optimise=optimise,
-        holdout=holdout, fold_list=fold_list, scheme=run.scheme, storage_url=optuna_storage_url(),
-        study_name=run.study_name, sampler=run.sampler, seed=run.seed, reports=run.worker_reports)
+    result = validate_training(
+        bars, plan=plan, strategy_key=run.strategy_key, engine_config=_spec_for_run(run).engine,
+        objective=run.objective, min_trades=run.min_trades, n_trials=run.n_trials, top_n=run.top_n,
+        storage_url=optuna_storage_url(run.study_name), study_name=run.study_name, sampler=run.sampler,
+        seed=run.seed, reports=run.worker_reports)
+    result["gaps"] = run.gaps
     cancelled = result["status"] == "cancelled" or run.cancel_requested
     with transaction.atomic():
         configs = [] if cancelled else training_configs_create(
@@ -354,25 +361,32 @@ def _finalise(run: TrainingRun, bars, warmup, optimise, holdout, fold_list) -> N
             code_version=run.code_version, run=run)
         result["configs_created"] = [c.pk for c in configs]
         best = result["best"] or {}
-        done = f"{result['trials']['count']} trials · {result['verdict']['text']}"
+        trials = result["trials"]
+        done = f"{trials['complete'] + trials['pruned']} of {run.trials_budget} trials · {result['verdict']['text']}"
         run.finish(JobState.CANCELLED if cancelled else JobState.SUCCEEDED,
                    message=("Cancelled · " if cancelled else "") + done, result=result, verdict=result["verdict"],
                    best_value=best.get("value", run.best_value), best_number=best.get("number", run.best_number),
                    best_params=best.get("params", run.best_params))
         audit_record("training.run.finished", target=run,
                      metadata={"status": result["status"], "verdict": result["verdict"]["code"],
-                               "dsr": result["dsr"], "pbo": result["pbo"], "configs": result["configs_created"]})
+                               "dsr": result["dsr"], "pbo": result["pbo"], "configs": result["configs_created"],
+                               "walkforward_efficiency": result["walkforward"]["efficiency"]})
         _publish(run, "training.run.cancelled" if cancelled else "training.run.finished")
 
 
 def candidate_metrics(candidate: dict, result: dict) -> dict:
-    """Every metric a config created from a validated candidate carries."""
+    """Every metric a config created from a validated candidate carries: the candidate's own
+    (final window, hold-out, DSR, stability, verdict) and the walk-forward test of the process
+    that chose it (chained out-of-sample, per-fold chosen parameters and metrics, WFE)."""
+    walkforward = result.get("out_of_sample") or {}
     return {"objective": result["objective"], "in_sample_value": candidate["value"],
-            "in_sample": candidate.get("in_sample"),
-            "out_of_sample": (candidate.get("out_of_sample") or {}).get("metrics"),
+            "penalty": candidate.get("penalty"),
+            "in_sample": (candidate.get("in_sample") or {}).get("metrics"),
+            "out_of_sample": walkforward.get("metrics"),
+            "walkforward_efficiency": walkforward.get("walkforward_efficiency"),
             "holdout": (candidate.get("holdout") or {}).get("metrics"),
-            "folds": [{"index": f.get("index"), "in_sample": f["in_sample"].get("metrics"),
-                       "out_of_sample": f["out_of_sample"].get("metrics")} for f in candidate.get("folds") or []],
+            "folds": [{"index": f.get("index"), "params": f.get("params"), "in_sample": f["in_sample"].get("metrics"),
+                       "out_of_sample": f["out_of_sample"].get("metrics")} for f in result.get("folds") or []],
             "dsr": (candidate.get("dsr") or {}).get("value"), "pbo": result.get("pbo"),
             "stability": candidate.get("stability"), "verdict": candidate.get("verdict")}
 
@@ -392,7 +406,7 @@ def training_configs_create(*, owner, market, timeframe: str, strategy_key: str,
             owner=owner, strategy_key=strategy_key, market=market, timeframe=timeframe,
             parameters=cand["params"],
             name=f"{strategy_key} {market.symbol} {timeframe} ({label}, trial {cand['number']})",
-            source=Source.TRAINING, provenance={**provenance, "trial": cand["number"]},
+            source=Source.TRAINING, provenance={**provenance, "training_study": FINAL, "trial": cand["number"]},
             metrics={"training": candidate_metrics(cand, result)},
             stage=Stage.VALIDATION if code == ROBUST else Stage.DISCOVERY, execution=execution,
             code_version=code_version, evidence=candidate_evidence(cand, result, market=market, timeframe=timeframe,
@@ -412,27 +426,42 @@ def training_cancel(*, run: TrainingRun, reason: str = "") -> TrainingRun:
     return run
 
 
-def training_create_config_from_trial(*, run: TrainingRun, number: int, owner, name: str = ""):
-    """Any completed trial's parameters become a DISCOVERY StrategyConfig with provenance."""
-    trial = TrainingTrial.objects.filter(run=run, number=number).first()
+def training_create_config_from_trial(*, run: TrainingRun, number: int, owner, study: str = FINAL,
+                                      name: str = "") -> tuple[StrategyConfig, bool]:
+    """A completed trial's parameters become a DISCOVERY StrategyConfig with provenance.
+
+    `study` is the trial's study ("final" by default, or "fold-<i>"). Returns `(config,
+    created)`: a trial already saved as a config of this run (a validated candidate, or an
+    earlier click) returns that config, `created` False, instead of a duplicate.
+    """
+    trial = TrainingTrial.objects.filter(run=run, study=study, number=number).first()
     if trial is None:
-        raise ValidationError({"trial": f"Training run {run.pk} has no finished trial {number}."})
+        raise ValidationError({"trial": f"Training run {run.pk} has no finished trial {number} in study {study}."})
     if trial.state != "complete":
         raise ValidationError({"trial": f"Trial {number} was {trial.state}; only a completed trial can become a "
                                         "configuration."})
-    candidate = next((c for c in (run.result or {}).get("candidates") or [] if c["number"] == number), None)
+    existing = StrategyConfig.objects.filter(owner=owner, provenance__training_run=run.pk, provenance__trial=number,
+                                             provenance__training_study=study).order_by("pk").first()
+    if existing is not None:
+        return existing, False
+    candidate = next((c for c in (run.result or {}).get("candidates") or [] if c["number"] == number), None) \
+        if study == FINAL else None
     metrics = candidate_metrics(candidate, run.result) if candidate else {
-        "objective": run.objective, "in_sample_value": trial.value, "folds": trial.folds}
-    return config_create(owner=owner, strategy_key=run.strategy_key, market=run.market, timeframe=run.timeframe,
-                         parameters=trial.params,
-                         name=name or f"{run.strategy_key} {run.market.symbol} {run.timeframe} (training {run.pk}, "
-                                      f"trial {number})",
-                         source=Source.TRAINING, provenance={"training_run": run.pk, "trial": number},
-                         metrics={"training": metrics}, stage=Stage.DISCOVERY,
-                         execution=run.execution_settings(), code_version=run.code_version,
-                         evidence=candidate_evidence(candidate, run.result or {}, market=run.market,
-                                                     timeframe=run.timeframe, run=run, code_version=run.code_version),
-                         reason=f"created from trial {number} of training {run.pk}")
+        "objective": run.objective, "in_sample_value": trial.value, "penalty": trial.penalty or None,
+        "windows": trial.windows}
+    config = config_create(owner=owner, strategy_key=run.strategy_key, market=run.market, timeframe=run.timeframe,
+                           parameters=trial.params,
+                           name=name or f"{run.strategy_key} {run.market.symbol} {run.timeframe} "
+                                        f"(training {run.pk}, {study} trial {number})",
+                           source=Source.TRAINING,
+                           provenance={"training_run": run.pk, "training_study": study, "trial": number},
+                           metrics={"training": metrics}, stage=Stage.DISCOVERY,
+                           execution=run.execution_settings(), code_version=run.code_version,
+                           evidence=candidate_evidence(candidate, run.result or {}, market=run.market,
+                                                       timeframe=run.timeframe, run=run,
+                                                       code_version=run.code_version),
+                           reason=f"created from {study} trial {number} of training {run.pk}")
+    return config, True
 
 
 def _publish(run: TrainingRun, event_type: str) -> None:

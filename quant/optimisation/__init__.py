@@ -7,8 +7,10 @@ Modules
 -------
 walkforward   hold-out split and walk-forward folds as half-open bar ranges
 objective     Evaluator (per-window caches), objective values, make_objective()
-runner        RDB studies, samplers, the worker loop run_trials(), train()
-validate      validation of the best candidates (OOS, hold-out, DSR, PBO, stability)
+storage       journal (Redis list / file) or RDB storage, with heartbeats
+runner        studies, samplers, the worker loops run_trials() and run_studies()
+pipeline      walk-forward optimisation: plan, one study per fold + final study, train()
+validate      walk-forward OOS of the process; hold-out, DSR, PBO, stability of the offer
 overfitting   deflated Sharpe ratio and PBO by CSCV
 stability     objective at neighbouring parameters
 verdict       plain-language verdict with reasons and overridable thresholds
@@ -18,15 +20,17 @@ from .objective import (DEFAULT_MIN_TRADES, OBJECTIVES, PENALTY, Evaluator, make
                         max_warmup, objective_value, score_params)
 from .overfitting import (deflated_sharpe_ratio, dsr_report, expected_max_sharpe, pbo_cscv,
                           probabilistic_sharpe)
-from .runner import (PRUNERS, SAMPLERS, TrainingResult, WorkerReport, create_study, load_study,
-                     make_storage, run_trials, storage_url_from_database_url, study_progress,
-                     train, trial_record)
+from .pipeline import FINAL, Plan, TrainingResult, plan_training, study_names, train, validate_training
+from .runner import (PRUNERS, SAMPLERS, WorkerReport, create_study, load_study, run_studies, run_trials,
+                     study_progress, trial_record)
+from .storage import make_storage, storage_url_from_database_url
 from .stability import neighbours, parameter_stability
-from .validate import validate_candidates
+from .validate import validate_candidates, walkforward_report
 from .verdict import Evidence, Thresholds, verdict_for
 from .walkforward import Fold, Window, folds, holdout_split
 
 __all__ = [
+    "FINAL", "Plan", "plan_training", "run_studies", "study_names", "validate_training", "walkforward_report",
     "DEFAULT_MIN_TRADES", "OBJECTIVES", "PENALTY", "PRUNERS", "SAMPLERS", "Evaluator", "Evidence",
     "Fold", "Thresholds", "TrainingResult", "Window", "WorkerReport", "create_study",
     "deflated_sharpe_ratio", "dsr_report", "expected_max_sharpe", "folds", "holdout_split",

@@ -6,11 +6,11 @@
   distinct indicator array once per window and allocates nothing per trial. Build one per
   worker and study (candles loaded once), pass it to :func:`make_objective`.
 * :func:`objective_value` turns a metrics dict into the trial value for one window.
-* :func:`make_objective` is the optuna objective: suggest → validate → every fold's
-  IN-SAMPLE window → mean value, with pruning between folds and every bar range used
-  recorded on the trial.
+* :func:`make_objective` is the optuna objective of one study: suggest → validate → the
+  study's window(s) (a fold's in-sample window, or the whole optimisation range) → value,
+  with every bar range used recorded on the trial.
 
-Objective values (per window, then averaged over the folds with equal weight)
+Objective values (per window, then averaged over the study's windows with equal weight)
 -----------------------------------------------------------------------------
 ``sharpe``, ``sortino``, ``calmar``: the annualised metric of the window's equity curve.
 ``profit_factor``: gross profit / gross loss of the window's closed trades; with winning
@@ -39,7 +39,7 @@ from quant.metrics import compute_from_arrays
 from quant.strategies import (Bars, BoolParam, CategoricalParam, IndicatorCache,
                                      ParameterError, Signals, Strategy, get_strategy)
 
-from .walkforward import Fold, Window
+from .walkforward import Window
 
 __all__ = [
     "OBJECTIVES", "PENALTY", "VALUE_FLOOR", "VALUE_CAP", "COMPOSITE_WEIGHTS", "DEFAULT_MIN_TRADES",
@@ -114,18 +114,18 @@ def objective_value(metrics: Mapping, objective: str, *, min_trades: int = DEFAU
     trades = int(metrics.get("trade_count") or 0)
     if trades < min_trades:
         # Graded so the optimiser still sees which way "more trades" lies: [PENALTY, VALUE_FLOOR).
-        return PENALTY + trades / min_trades, f"{trades} trade(s), below the minimum of {min_trades}"
+        return PENALTY + trades / min_trades, f"penalised: {trades} trades < min {min_trades}"
     if objective == "composite":
         total = 0.0
         for name, weight in COMPOSITE_WEIGHTS.items():
             term = _metric_term(metrics, name)
             if term is None:
-                return PENALTY, f"{name.replace('_', ' ')} is undefined"
+                return PENALTY, f"penalised: {name.replace('_', ' ')} undefined"
             total += weight * term
         return float(total), None
     term = _metric_term(metrics, objective)
     if term is None:
-        return PENALTY, f"{objective.replace('_', ' ')} is undefined"
+        return PENALTY, f"penalised: {objective.replace('_', ' ')} undefined"
     return float(term), None
 
 
@@ -262,7 +262,7 @@ class Evaluator:
 
 @dataclass
 class FoldScores:
-    """In-sample result of one parameter set: ``value`` = mean of ``values`` (one per window)."""
+    """Result of one parameter set on some windows: ``value`` = mean of ``values`` (one per window)."""
 
     value: float
     values: list[float]
@@ -274,8 +274,8 @@ def score_params(evaluator: Evaluator, params: Mapping, windows: Sequence[Window
                  on_window: Callable[[int, float, dict], None] | None = None) -> FoldScores:
     """Objective of ``params`` on each window and their mean (equal weights).
 
-    ``records[i]`` = ``{"fold", "start_index", "end_index", "read_start_index", "value",
-    "penalty", "metrics"}``. ``on_window(i, running_mean, record)`` is called after each
+    ``records[i]`` = ``{"window", "start_index", "end_index", "read_start_index", "value",
+    "penalty", "metrics"}``; ``penalty`` says why ``value`` is a penalty, not a measurement. ``on_window(i, running_mean, record)`` is called after each
     window (the optimiser reports and prunes there; an exception it raises stops scoring).
     """
     values: list[float] = []
@@ -284,7 +284,7 @@ def score_params(evaluator: Evaluator, params: Mapping, windows: Sequence[Window
         metrics = evaluator.metrics(params, window)
         value, penalty = objective_value(metrics, objective, min_trades=min_trades)
         values.append(value)
-        record = {"fold": i, "start_index": window.start, "end_index": window.end,
+        record = {"window": i, "start_index": window.start, "end_index": window.end,
                   "read_start_index": window.read_start, "value": value, "penalty": penalty,
                   "metrics": metrics}
         records.append(record)
@@ -299,11 +299,10 @@ def suggest_params(strategy: type[Strategy], trial) -> dict:
 
 
 def prune_check_steps(n_folds: int) -> frozenset[int]:
-    """Fold indices after which the pruner is asked: the second fold and the second-to-last.
+    """Window indices after which the pruner is asked: the second and the second-to-last.
 
-    Each ``should_prune`` reads the study's finished trials from the database (about 10 ms
-    on PostgreSQL), more than one fold's backtest of a year of minute bars, so asking after
-    every fold would slow the study down. Never after the last fold (nothing left to save).
+    Asking after every window would cost a read of the study each time; never after the last
+    window (nothing left to save).
     """
     last = n_folds - 2
     return frozenset(s for s in (min(1, last), last) if s >= 0)
@@ -311,20 +310,24 @@ def prune_check_steps(n_folds: int) -> frozenset[int]:
 
 def make_objective(bars: Bars, strategy_key: str, engine_config: EngineConfig | None = None, *,
                    objective: str = "sharpe", min_trades: int = DEFAULT_MIN_TRADES,
-                   folds: Sequence[Fold], cache: Evaluator | None = None
+                   windows: Sequence[Window], cache: Evaluator | None = None
                    ) -> Callable[[optuna.Trial], float]:
-    """The optuna objective: ``fn(trial) -> mean in-sample objective over the folds``.
+    """The optuna objective of ONE study: ``fn(trial) -> mean objective over ``windows````.
+
+    A walk-forward fold's study passes that fold's in-sample window only; the study that
+    chooses the offered parameters passes the whole optimisation range. Nothing else is read:
+    out-of-sample windows and the hold-out never reach the optimiser.
 
     Per trial: draw parameters with each Param's ``suggest`` (the search space is the
-    strategy's own parameter definitions), validate them, backtest every fold's
-    IN-SAMPLE window (out-of-sample windows and the hold-out are never touched here),
-    ``trial.report(running mean, fold index)`` after each fold and ask the pruner at
-    :func:`prune_check_steps`. User attributes written on the trial:
+    strategy's own parameter definitions), validate them, backtest each window,
+    ``trial.report(running mean, window index)`` after each and ask the pruner at
+    :func:`prune_check_steps` (with a single window there is nothing to prune on). User
+    attributes written on the trial:
 
-    * ``bar_ranges``: ``[{"fold", "read_start", "start", "end"}]``, half-open bar indices
+    * ``bar_ranges``: ``[{"window", "read_start", "start", "end"}]``, half-open bar indices
       into ``bars``: ``read_start`` is the first bar given to the strategy, ``end - 1`` the
-      last. Tests assert from these that the hold-out never reached the optimiser.
-    * ``fold_metrics``: ``score_params`` records of the folds evaluated (also when pruned).
+      last. Tests assert from these that no out-of-sample bar reached the optimiser.
+    * ``window_metrics``: ``score_params`` records of the windows evaluated (also when pruned).
     * ``pruned_reason``: why a pruned trial was pruned.
 
     A parameter set that fails the strategy's cross-field rules (e.g. sma_cross with
@@ -335,21 +338,21 @@ def make_objective(bars: Bars, strategy_key: str, engine_config: EngineConfig | 
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
-    if not folds:
-        raise ValueError("make_objective needs at least one fold")
+    windows = list(windows)
+    if not windows:
+        raise ValueError("make_objective needs at least one window")
     evaluator = cache or Evaluator(bars, strategy_key, engine_config)
     if evaluator.bars is not bars or evaluator.strategy_key != strategy_key:
         raise ValueError("the Evaluator passed as cache belongs to other bars or another strategy")
     if engine_config is not None and evaluator.config != engine_config:
         raise ValueError("the Evaluator passed as cache uses another engine configuration")
     strategy = evaluator.strategy
-    windows = [f.in_sample for f in folds]
     for w in windows:
         if w.read_start < 0 or w.end > len(bars):
-            raise ValueError(f"in-sample window [{w.read_start}, {w.end}) does not fit in {len(bars)} bars")
+            raise ValueError(f"window [{w.read_start}, {w.end}) does not fit in {len(bars)} bars")
     check_steps = prune_check_steps(len(windows))
-    ranges = [{"fold": f.index, "read_start": w.read_start, "start": w.start, "end": w.end}
-              for f, w in zip(folds, windows)]
+    ranges = [{"window": i, "read_start": w.read_start, "start": w.start, "end": w.end}
+              for i, w in enumerate(windows)]
 
     def fn(trial: optuna.Trial) -> float:
         raw = suggest_params(strategy, trial)
@@ -365,8 +368,8 @@ def make_objective(bars: Bars, strategy_key: str, engine_config: EngineConfig | 
             trial.report(running, i)
             if i in check_steps and trial.should_prune():
                 done = scores_so_far + [record]
-                trial.set_user_attr("fold_metrics", done)
-                reason = (f"pruned after fold {i}: running mean objective {running:.4g} "
+                trial.set_user_attr("window_metrics", done)
+                reason = (f"pruned after window {i}: running mean objective {running:.4g} "
                           f"is among the worst at this step")
                 trial.set_user_attr("pruned_reason", reason)
                 raise optuna.TrialPruned(reason)
@@ -375,7 +378,7 @@ def make_objective(bars: Bars, strategy_key: str, engine_config: EngineConfig | 
         scores_so_far: list[dict] = []
         scores = score_params(evaluator, params, windows, objective=objective,
                               min_trades=min_trades, on_window=on_window)
-        trial.set_user_attr("fold_metrics", scores.records)
+        trial.set_user_attr("window_metrics", scores.records)
         return scores.value
 
     fn.evaluator = evaluator  # type: ignore[attr-defined]

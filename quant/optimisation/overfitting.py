@@ -149,14 +149,18 @@ class BlockStats:
 
     ``counts[s]`` rows in block s; ``mu[j]`` the full-sample mean of column j; ``m1[s, j]``
     and ``m2[s, j]`` the sums of ``r - mu[j]`` and ``(r - mu[j])**2`` over block s
-    (centred so that variances of any union of blocks are computed without cancellation).
-    Built column by column, so the full matrix of a long backtest never has to exist.
+    (centred so that variances of any union of blocks are computed without cancellation);
+    ``nonzero[s, j]`` how many returns of column j in block s are not exactly zero. A half in
+    which a configuration never moved (did not trade) has no Sharpe: its variance, rebuilt
+    from centred sums, would be float noise (~1e-20, Sharpe ~1e-8), not zero, so the count
+    decides instead. Built column by column, so the full matrix never has to exist.
     """
 
     counts: np.ndarray
     mu: np.ndarray
     m1: np.ndarray
     m2: np.ndarray
+    nonzero: np.ndarray | None = None
 
     @property
     def n_partitions(self) -> int:
@@ -176,7 +180,7 @@ class BlockStats:
     def from_columns(cls, columns, n_partitions: int) -> "BlockStats":
         """From an iterable of equal-length 1-d return arrays (one per configuration)."""
         _check_partitions(n_partitions)
-        mus, m1s, m2s = [], [], []
+        mus, m1s, m2s, nzs = [], [], [], []
         n_rows = None
         edges = None
         for col in columns:
@@ -196,10 +200,11 @@ class BlockStats:
             mus.append(mu)
             m1s.append(np.add.reduceat(c, edges[:-1]))
             m2s.append(np.add.reduceat(c * c, edges[:-1]))
+            nzs.append(np.add.reduceat((r != 0.0).astype(np.float64), edges[:-1]))
         if n_rows is None:
             raise ValueError("no return series given")
         return cls(np.diff(edges).astype(np.float64), np.asarray(mus),
-                   np.stack(m1s, axis=1), np.stack(m2s, axis=1))
+                   np.stack(m1s, axis=1), np.stack(m2s, axis=1), np.stack(nzs, axis=1))
 
     @classmethod
     def from_matrix(cls, returns, n_partitions: int) -> "BlockStats":
@@ -222,13 +227,15 @@ def _performance(mask: np.ndarray, stats: BlockStats, metric: str) -> np.ndarray
     n = mask @ stats.counts                       # (C,)
     s1 = mask @ stats.m1                          # (C, N)
     mean = stats.mu[None, :] + s1 / n[:, None]
+    still = (mask @ stats.nonzero == 0) if stats.nonzero is not None else np.zeros(mean.shape, dtype=bool)
     if metric == "mean":
+        mean[still] = np.nan
         return mean
     s2 = mask @ stats.m2
     var = (s2 - s1 * s1 / n[:, None]) / (n[:, None] - 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         sharpe = mean / np.sqrt(var)
-    sharpe[~(var > 1e-300)] = np.nan
+    sharpe[~(var > 1e-300) | still] = np.nan
     return sharpe
 
 
@@ -236,7 +243,8 @@ def pbo_from_block_stats(stats: BlockStats, *, metric: str = "sharpe", return_lo
     """PBO by CSCV from :class:`BlockStats` (see the module docstring).
 
     ``metric``: "sharpe" (per-period mean / std) or "mean". A configuration whose metric is
-    undefined on a half (no variance) ranks last there. Ties out of sample share the average
+    undefined on a half (no variance, or not a single non-zero return: it never traded there)
+    ranks last there and is never the in-sample best unless every configuration is undefined. Ties out of sample share the average
     rank. Returns ``pbo``, ``n_combinations``, ``n_partitions``, ``n_configs``,
     ``logit_median``, ``prob_oos_loss`` (share of combinations where the in-sample best has
     a negative out-of-sample metric), ``degradation_slope`` (least-squares slope of the

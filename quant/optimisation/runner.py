@@ -1,24 +1,26 @@
-"""Optuna studies in a relational database, and the worker loop that fills them.
+"""Optuna studies and the worker loop that fills them.
 
-One study per (strategy, market, timeframe) lives in an optuna RDB storage (PostgreSQL in
-production, SQLite for tests and the embedded mode). Any number of worker processes, on any
-number of machines, call :func:`run_trials` on the same study; each keeps asking for trials
-until the study holds ``n_trials_total`` COMPLETE + PRUNED trials.
+A training run has several studies (one per walk-forward fold, one on the whole optimisation
+range; see :mod:`.pipeline`), all in one storage (:mod:`.storage`: a journal in Redis or a
+file, or an RDB). Any number of worker processes, on any number of machines, call
+:func:`run_studies` (or :func:`run_trials` for one study); each keeps asking for trials until
+every study holds ``n_trials_total`` COMPLETE + PRUNED trials.
 
 Guarantees
 ----------
-* **Exact budget.** A worker claims a slot when optuna numbers its trial (numbering is
-  serialised by a lock on the study row); a trial that finds ``n_trials_total`` live trials
-  (complete, pruned, running, waiting) numbered before it is discarded before any work
-  (state FAIL, user attr ``discarded``). optuna's ``MaxTrialsCallback`` cannot do this: two
-  workers that both see 199 of 200 finished start two trials.
+* **Exact budget.** A worker claims a slot when optuna numbers its trial (numbering follows
+  the storage's order: the journal's line order, or a lock on the study row); a trial that
+  finds ``n_trials_total`` live trials (complete, pruned, running, waiting) numbered before
+  it is discarded before any work (state FAIL, user attr ``discarded``). optuna's
+  ``MaxTrialsCallback`` cannot do this: two workers that both see 199 of 200 finished start
+  two trials.
 * **Worker death.** Each running trial writes a heartbeat every ``heartbeat_interval``
-  seconds (database clock). A trial whose heartbeat is older than ``grace_period`` is failed
-  by the next worker that looks, and re-enqueued ONCE with the same parameters
+  seconds. A trial whose heartbeat is older than ``grace_period`` is failed by the next
+  worker that looks, and re-enqueued ONCE with the same parameters
   (``RetryHeartbeatStaleTrialCallback(max_retry=1)``) as a WAITING trial that the next
-  ``ask`` picks up. A worker whose budget is fully claimed waits for the other workers'
-  running trials to finish or go stale, so as long as one worker lives, the study completes
-  without losing or double-counting a trial.
+  ``ask`` picks up. A worker whose budget is fully claimed first moves on to the run's other
+  studies, then waits for the other workers' running trials to finish or go stale, so as
+  long as one worker lives, every study completes without losing or double-counting a trial.
 * **Reproducibility.** The sampler's random state is re-seeded before every trial from
   ``(seed, trial number)``. With one worker and a fixed seed a study is identical run after
   run (parameters, values, pruning). With parallel workers every trial is still a pure
@@ -43,36 +45,27 @@ import os
 import queue as queue_module
 import threading
 import time
-import warnings
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping
-from urllib.parse import quote
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import optuna
 from optuna.samplers import BaseSampler
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import BaseStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
-from quant.engine import EngineConfig
 from quant.strategies import (BoolParam, CategoricalParam, FloatParam, IntParam,
                                      ParameterError, Strategy, get_strategy)
 
-from .objective import DEFAULT_MIN_TRADES, OBJECTIVES, Evaluator, make_objective, max_warmup
-from .stability import DEFAULT_RELATIVE_STEP
-from .validate import DEFAULT_PBO_PARTITIONS, validate_candidates
-from .verdict import Thresholds
-from .walkforward import folds as make_folds
-from .walkforward import holdout_split
+from .storage import (DEFAULT_GRACE_PERIOD_S, DEFAULT_HEARTBEAT_INTERVAL_S, MAX_RETRIES, dispose_storage,
+                      make_storage, quiet, storage_url_from_database_url)
 
 __all__ = [
     "SAMPLERS", "PRUNERS", "MAX_GRID_POINTS", "DEFAULT_HEARTBEAT_INTERVAL_S",
     "DEFAULT_GRACE_PERIOD_S", "MAX_RETRIES", "TPE_STARTUP_TRIALS", "CONFIG_ATTR",
     "storage_url_from_database_url", "make_storage", "grid_space", "build_sampler",
-    "build_pruner", "create_study", "load_study", "run_trials", "WorkerReport",
+    "build_pruner", "create_study", "load_study", "run_trials", "run_studies", "WorkerReport",
     "study_progress", "trial_record", "run_worker_processes", "TrialSeededSampler",
-    "BarsObjectiveFactory", "TrainingResult", "train",
 ]
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
@@ -81,18 +74,6 @@ PRUNERS = ("median", "percentile", "none")
 MAX_GRID_POINTS = 10_000
 """Largest grid the grid sampler accepts; beyond it the study would not finish in useful time."""
 
-DEFAULT_HEARTBEAT_INTERVAL_S = 10
-"""Seconds between heartbeats of a running trial (a tiny UPDATE per trial and interval)."""
-
-DEFAULT_GRACE_PERIOD_S = 60
-"""Seconds without a heartbeat after which a running trial counts as dead and is retried.
-Must exceed the heartbeat interval by a wide margin (a busy database must not kill live
-trials); it is also how long a dead worker's trial waits before another worker redoes it."""
-
-MAX_RETRIES = 1
-"""A trial whose worker died is re-run once; a second death (e.g. parameters that exhaust
-memory) leaves it FAILED and a fresh trial takes its slot."""
-
 TPE_STARTUP_TRIALS = 10
 """Random trials before TPE starts modelling (optuna's default)."""
 
@@ -100,76 +81,19 @@ CONFIG_ATTR = "tradepulse"
 """Study user attribute holding the sampler/pruner configuration workers rebuild."""
 
 _PRUNER_STARTUP_TRIALS = 5
-_PRUNER_WARMUP_STEPS = 1  # never prune on the first fold alone
+_PRUNER_WARMUP_STEPS = 1  # never prune on the first window alone
 _PERCENTILE = 25.0
 logger = logging.getLogger(__name__)
 
 _PRECHECK_MARGIN = 16  # trials other workers could start between two looks of this one
 _LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 _DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-@contextmanager
-def _quiet(level: int = optuna.logging.WARNING):
-    """Silence optuna's experimental-feature warnings (heartbeat, retry, TPE options) and its
-    log lines below ``level``; the worker reports what matters itself."""
-    logger = optuna.logging.get_logger("optuna")
-    previous = logger.level
-    logger.setLevel(level)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
-            yield
-    finally:
-        logger.setLevel(previous)
-
-
-# --------------------------------------------------------------------------- storage
-
-def storage_url_from_database_url(database_url: str, *, schema: str | None = None) -> str:
-    """SQLAlchemy URL for optuna from a Django-style ``DATABASE_URL``.
-
-    ``postgres://`` / ``postgresql://`` become ``postgresql+psycopg://`` (psycopg 3). With
-    ``schema``, PostgreSQL connections get ``search_path=<schema>`` so optuna's tables
-    (``studies``, ``trials``, ``alembic_version``…) live apart from Django's; the schema
-    must exist. ``sqlite:///path`` is returned unchanged.
-    """
-    url = database_url.strip()
-    for prefix in ("postgres://", "postgresql://", "pgsql://"):
-        if url.startswith(prefix):
-            url = "postgresql+psycopg://" + url[len(prefix):]
-            break
-    if schema and url.startswith("postgresql"):
-        url += ("&" if "?" in url else "?") + "options=" + quote(f"-csearch_path={schema}", safe="")
-    return url
-
-
-def make_storage(storage_url: str, *, heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL_S,
-                 grace_period: int = DEFAULT_GRACE_PERIOD_S) -> RDBStorage:
-    """optuna RDBStorage with heartbeats and a single retry of trials whose worker died."""
-    if not isinstance(heartbeat_interval, int) or heartbeat_interval < 1:
-        raise ValueError(f"heartbeat_interval must be a whole number of seconds >= 1, got {heartbeat_interval!r}")
-    if not isinstance(grace_period, int) or grace_period <= heartbeat_interval:
-        raise ValueError(f"grace_period must be whole seconds above heartbeat_interval ({heartbeat_interval}), "
-                         f"got {grace_period!r}")
-    if storage_url.startswith("sqlite"):
-        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
-    else:
-        engine_kwargs = {"pool_pre_ping": True}
-    with _quiet():
-        return RDBStorage(storage_url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                          grace_period=grace_period,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES))
+_quiet = quiet
 
 
 def _dispose(study: optuna.Study) -> None:
     """Close the study's pooled connections (before forking worker processes)."""
-    storage = study._storage
-    backend = getattr(storage, "_backend", storage)
-    engine = getattr(backend, "engine", None)
-    if engine is not None:
-        engine.dispose()
+    dispose_storage(study._storage)
 
 
 # --------------------------------------------------------------------------- samplers
@@ -322,11 +246,12 @@ def create_study(storage_url: str, study_name: str, *, sampler: str = "tpe", see
                  direction: str = "maximize", pruner: str = "median", strategy_key: str | None = None,
                  grid: Mapping[str, list] | None = None,
                  heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL_S,
-                 grace_period: int = DEFAULT_GRACE_PERIOD_S, load_if_exists: bool = True) -> optuna.Study:
-    """Create (or, with ``load_if_exists``, reopen) a study in RDB storage.
+                 grace_period: int = DEFAULT_GRACE_PERIOD_S, load_if_exists: bool = True,
+                 storage: BaseStorage | None = None) -> optuna.Study:
+    """Create (or, with ``load_if_exists``, reopen) a study.
 
-    ``storage_url``: SQLAlchemy URL, e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/db``
-    or ``sqlite:////abs/path/optuna.db`` (see :func:`storage_url_from_database_url`).
+    ``storage_url``: see :mod:`.storage` (``journal+redis://…?key=…``, ``journal+file:///…``,
+    ``sqlite:///…``, ``postgresql+psycopg://…``); ``storage``: an already opened one to reuse.
     The sampler/pruner configuration is stored in the study's user attribute
     ``"tradepulse"``; reopening with a different configuration raises ValueError, as do an
     unknown sampler/pruner/direction, an oversized grid or CMA-ES on non-numeric parameters.
@@ -340,7 +265,8 @@ def create_study(storage_url: str, study_name: str, *, sampler: str = "tpe", see
     built_sampler = build_sampler(sampler, seed=seed, strategy=strategy_key, grid=grid)
     if sampler == "grid":
         config["grid_size"] = len(built_sampler.inner._all_grids)
-    storage = make_storage(storage_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    storage = storage or make_storage(storage_url, heartbeat_interval=heartbeat_interval,
+                                      grace_period=grace_period)
     with _quiet():
         study = optuna.create_study(storage=storage, study_name=study_name, sampler=built_sampler,
                                     pruner=build_pruner(pruner), direction=direction,
@@ -354,9 +280,10 @@ def create_study(storage_url: str, study_name: str, *, sampler: str = "tpe", see
 
 
 def load_study(storage_url: str, study_name: str, *, heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL_S,
-               grace_period: int = DEFAULT_GRACE_PERIOD_S) -> optuna.Study:
-    """Open a study made by :func:`create_study`, rebuilding its sampler and pruner."""
-    storage = make_storage(storage_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+               grace_period: int = DEFAULT_GRACE_PERIOD_S, storage: BaseStorage | None = None) -> optuna.Study:
+    """Open a study made by :func:`create_study`, rebuilding its sampler and pruner
+    (``storage``: an already opened storage to reuse; a journal is replayed once per storage)."""
+    storage = storage or make_storage(storage_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     try:
         study_id = storage.get_study_id_from_name(study_name)
     except KeyError:
@@ -383,8 +310,9 @@ class _BudgetTaken(Exception):
 
 @dataclass
 class WorkerReport:
-    """What one :func:`run_trials` call did. ``stop_reason``: "budget_reached",
-    "timeout" or "cancelled"."""
+    """What one :func:`run_trials` (or :func:`run_studies`) call did. ``stop_reason``:
+    "budget_reached", "budget_claimed" (others hold the rest, ``wait=False``), "timeout"
+    or "cancelled"."""
 
     worker_id: str
     complete: int = 0
@@ -408,7 +336,8 @@ def run_trials(storage_url: str, study_name: str, objective_factory: Callable[[]
                on_trial_finished: Callable[[FrozenTrial], None] | None = None,
                heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL_S,
                grace_period: int = DEFAULT_GRACE_PERIOD_S,
-               poll_interval_s: float | None = None) -> WorkerReport:
+               poll_interval_s: float | None = None, wait: bool = True,
+               storage: BaseStorage | None = None) -> WorkerReport:
     """Run trials of an existing study until it holds ``n_trials_total`` COMPLETE + PRUNED
     trials (capped at the grid size for grid search), ``timeout_s`` has passed since this
     call began, or ``should_stop()`` returns True. This is what each Celery worker calls.
@@ -419,15 +348,16 @@ def run_trials(storage_url: str, study_name: str, objective_factory: Callable[[]
     live feed; discarded trials are not reported). Checks happen between trials: a trial in
     progress always finishes. When the remaining budget is held by other workers' running
     trials, this worker polls every ``poll_interval_s`` (default: half the heartbeat
-    interval, at most 2 s) until they finish or go stale (then it runs their retry).
-    An exception raised by the objective (other than TrialPruned) fails that trial and
+    interval, at most 2 s) until they finish or go stale (then it runs their retry); with
+    ``wait=False`` it returns at once with ``stop_reason = "budget_claimed"`` instead (the
+    worker then serves another study first). An exception raised by the objective (other than TrialPruned) fails that trial and
     propagates. Returns a :class:`WorkerReport`.
     """
     if not isinstance(n_trials_total, int) or n_trials_total < 1:
         raise ValueError(f"n_trials_total must be a positive integer, got {n_trials_total!r}")
     started = time.monotonic()
     study = load_study(storage_url, study_name, heartbeat_interval=heartbeat_interval,
-                       grace_period=grace_period)
+                       grace_period=grace_period, storage=storage)
     limit = _budget(study, n_trials_total)
     poll = poll_interval_s if poll_interval_s is not None else max(0.2, min(2.0, heartbeat_interval / 2))
     report = WorkerReport(worker_id)
@@ -482,6 +412,11 @@ def run_trials(storage_url: str, study_name: str, objective_factory: Callable[[]
                     break
                 waiting = any(t.state == TrialState.WAITING for t in live)
                 if len(live) >= limit and not waiting:
+                    with _quiet():
+                        fail_stale_trials(study)
+                    if not wait:
+                        report.stop_reason = "budget_claimed"
+                        break
                     # The rest of the budget is running elsewhere: wait until it finishes, or
                     # until a dead worker's trial goes stale and is re-enqueued for us.
                     time.sleep(poll)
@@ -504,19 +439,32 @@ def _epoch_ms(dt) -> int | None:
     return int(dt.timestamp() * 1000) if dt is not None else None
 
 
-def trial_record(trial: FrozenTrial) -> dict:
-    """JSON-able view of one trial: number, state (lower case), params, value, the per-fold
-    in-sample records (``folds``), pruned_reason, worker_id, retried_from (number of the
-    dead worker's trial this one re-runs), start/complete times (epoch ms) and duration."""
+def trial_penalty(trial: FrozenTrial) -> str | None:
+    """Why a trial's value is a penalty rather than a measured number (the first window's
+    reason), or None when every window scored a real value."""
+    for record in trial.user_attrs.get("window_metrics") or []:
+        if record.get("penalty"):
+            return record["penalty"]
+    return None
+
+
+def trial_record(trial: FrozenTrial, *, study: str | None = None) -> dict:
+    """JSON-able view of one trial: number, ``study`` (the caller's label, e.g. "fold-2" or
+    "final"), state (lower case), params, value, ``penalty`` (why the value is a penalty, not
+    a measurement; None otherwise), the per-window records (``windows``), pruned_reason,
+    worker_id, retried_from (number of the dead worker's trial this one re-runs), start /
+    complete times (epoch ms) and duration."""
     attrs = trial.user_attrs
     value = trial.value if trial.value is not None and math.isfinite(trial.value) else None
     duration = trial.duration.total_seconds() if trial.duration is not None else None
     return {
         "number": trial.number,
+        "study": study,
         "state": trial.state.name.lower(),
         "params": dict(trial.params),
         "value": value,
-        "folds": attrs.get("fold_metrics", []),
+        "penalty": trial_penalty(trial),
+        "windows": attrs.get("window_metrics", []),
         "pruned_reason": attrs.get("pruned_reason"),
         "worker_id": attrs.get("worker_id"),
         "retried_from": trial.system_attrs.get("failed_trial"),
@@ -526,11 +474,23 @@ def trial_record(trial: FrozenTrial) -> dict:
     }
 
 
-def study_progress(storage_url: str, study_name: str) -> dict:
+def best_trial(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
+    """The completed trial with the highest value whose value is a measurement, not a
+    penalty (ties: the lowest number); if every completed trial was penalised, the highest
+    penalty (the optimiser's best guess, flagged by its ``penalty``); None if none completed."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
+                and math.isfinite(t.value)]
+    if not complete:
+        return None
+    measured = [t for t in complete if trial_penalty(t) is None] or complete
+    return min(measured, key=lambda t: (-t.value, t.number))
+
+
+def study_progress(storage_url: str, study_name: str, *, storage: BaseStorage | None = None) -> dict:
     """Counts by state (``complete``, ``pruned``, ``failed``, ``running``, ``waiting``,
     ``discarded``) and the best trial so far (``best``: number, params, value or None).
     Cheap enough to poll for a progress bar."""
-    storage = make_storage(storage_url)
+    storage = storage or make_storage(storage_url)
     study = optuna.load_study(study_name=study_name, storage=storage)
     counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0, "waiting": 0, "discarded": 0}
     best = None
@@ -549,34 +509,93 @@ def study_progress(storage_url: str, study_name: str) -> dict:
             {"number": best.number, "params": dict(best.params), "value": best.value}}
 
 
+# --------------------------------------------------------------------------- several studies
+
+StudyTask = tuple[str, Callable[[], Callable]]
+"""``(study_name, objective_factory)``: what a worker runs for one study."""
+
+
+def _add(total: WorkerReport, part: WorkerReport) -> None:
+    for name in ("complete", "pruned", "failed", "discarded"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+
+
+def run_studies(storage_url: str, studies: Sequence[StudyTask], *, n_trials_total: int,
+                timeout_s: float | None = None, worker_id: str = "worker",
+                should_stop: Callable[[], bool] | None = None,
+                on_trial_finished: Callable[[str, FrozenTrial], None] | None = None,
+                heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL_S,
+                grace_period: int = DEFAULT_GRACE_PERIOD_S,
+                poll_interval_s: float | None = None) -> WorkerReport:
+    """One worker's share of several studies (a training run's folds and its final study),
+    each to ``n_trials_total`` complete + pruned trials. This is what each Celery task calls.
+
+    The worker runs the studies in order; when the rest of a study's budget is held by other
+    workers' running trials it moves on rather than waiting, and only after a pass over every
+    study does it wait for those trials (or their stale retries). Several workers thus finish
+    a run together instead of idling at the end of each study. One storage is opened per call
+    and shared by every study (a journal is replayed once). ``on_trial_finished(study_name,
+    frozen_trial)`` runs after each trial this worker finished. ``timeout_s`` counts from this
+    call. Returns the summed :class:`WorkerReport` (``stop_reason`` "budget_reached" when every
+    study is full).
+    """
+    started = time.monotonic()
+    storage = make_storage(storage_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    total = WorkerReport(worker_id)
+    pending = list(studies)
+    try:
+        for wait in (False, True):
+            still = []
+            for name, factory in pending:
+                left = None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - started))
+                callback = None if on_trial_finished is None else (
+                    lambda frozen, _name=name: on_trial_finished(_name, frozen))
+                part = run_trials(storage_url, name, factory, n_trials_total=n_trials_total, timeout_s=left,
+                                  worker_id=worker_id, should_stop=should_stop, on_trial_finished=callback,
+                                  heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                                  poll_interval_s=poll_interval_s, wait=wait, storage=storage)
+                _add(total, part)
+                if part.stop_reason in ("cancelled", "timeout"):
+                    total.stop_reason = part.stop_reason
+                    return total
+                if part.stop_reason == "budget_claimed":
+                    still.append((name, factory))
+            pending = still
+        total.stop_reason = "budget_reached"
+        return total
+    finally:
+        total.seconds = time.monotonic() - started
+        dispose_storage(storage)
+
+
 # --------------------------------------------------------------------------- processes
 
-def _process_main(storage_url, study_name, factory, n_trials_total, timeout_s, worker_id, stop_event,
+def _process_main(storage_url, studies, n_trials_total, timeout_s, worker_id, stop_event,
                   heartbeat_interval, grace_period, queue) -> None:
     try:
-        report = run_trials(storage_url, study_name, factory, n_trials_total=n_trials_total,
-                            timeout_s=timeout_s, worker_id=worker_id, should_stop=stop_event.is_set,
-                            heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+        report = run_studies(storage_url, studies, n_trials_total=n_trials_total, timeout_s=timeout_s,
+                             worker_id=worker_id, should_stop=stop_event.is_set,
+                             heartbeat_interval=heartbeat_interval, grace_period=grace_period)
         queue.put(("ok", report.to_dict()))
     except BaseException as exc:  # report any failure to the parent, then exit non-zero
         queue.put(("error", f"{worker_id}: {type(exc).__name__}: {exc}"))
         raise
 
 
-def run_worker_processes(storage_url: str, study_name: str, objective_factory: Callable[[], Callable], *,
-                         n_workers: int, n_trials_total: int, timeout_s: float | None = None,
+def run_worker_processes(storage_url: str, studies: Sequence[StudyTask], *, n_workers: int,
+                         n_trials_total: int, timeout_s: float | None = None,
                          should_stop: Callable[[], bool] | None = None,
-                         on_trial_finished: Callable[[FrozenTrial], None] | None = None,
+                         on_trial_finished: Callable[[str, FrozenTrial], None] | None = None,
                          heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL_S,
                          grace_period: int = DEFAULT_GRACE_PERIOD_S) -> list[dict]:
-    """Run :func:`run_trials` in ``n_workers`` local processes sharing the study (the
+    """Run :func:`run_studies` in ``n_workers`` local processes sharing the studies (the
     in-process stand-in for Celery workers). Processes are forked when this process has a
-    single thread (the objective factory and its bars are inherited, not pickled); with other
-    threads alive a fork can copy a lock some thread holds and hang the child, so they are
-    spawned instead (the factory must then pickle, as BarsObjectiveFactory does). ``should_stop`` and
-    ``on_trial_finished`` run in this process: cancellation is forwarded through an event,
-    finished trials are found by polling the study. Returns the workers' report dicts;
-    raises RuntimeError naming the worker when one failed.
+    single thread (the objective factories and their bars are inherited, not pickled); with
+    other threads alive a fork can copy a lock some thread holds and hang the child, so they
+    are spawned instead (the factories must then pickle, as pipeline's factories do).
+    ``should_stop`` and ``on_trial_finished`` run in this process: cancellation is forwarded
+    through an event, finished trials are found by polling the studies. Returns the workers'
+    report dicts; raises RuntimeError naming the worker when one failed.
     """
     single_threaded = threading.active_count() == 1
     method = "fork" if single_threaded and "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -584,40 +603,44 @@ def run_worker_processes(storage_url: str, study_name: str, objective_factory: C
     stop_event = mp.Event()
     queue = mp.Queue()
     procs = [mp.Process(target=_process_main, name=f"training-worker-{i}", daemon=True,
-                        args=(storage_url, study_name, objective_factory, n_trials_total, timeout_s,
-                              f"{os.getpid()}-{i}", stop_event, heartbeat_interval, grace_period, queue))
+                        args=(storage_url, list(studies), n_trials_total, timeout_s, f"{os.getpid()}-{i}",
+                              stop_event, heartbeat_interval, grace_period, queue))
              for i in range(n_workers)]
     for p in procs:
         p.start()
-    seen: set[int] = set()
-    study = load_study(storage_url, study_name, heartbeat_interval=heartbeat_interval,
-                       grace_period=grace_period) if on_trial_finished else None
+    seen: set[tuple[str, int]] = set()
+    storage = make_storage(storage_url, heartbeat_interval=heartbeat_interval,
+                           grace_period=grace_period) if on_trial_finished else None
+    watched = [load_study(storage_url, name, storage=storage) for name, _ in studies] if storage else []
 
     def report_finished() -> None:
-        if study is None:
-            return
-        for t in study.get_trials(deepcopy=False, states=_DONE_STATES + (TrialState.FAIL,)):
-            if t.number not in seen:
-                seen.add(t.number)
-                if "discarded" not in t.user_attrs:
-                    on_trial_finished(t)
+        for (name, _), study in zip(studies, watched):
+            for t in study.get_trials(deepcopy=False, states=_DONE_STATES + (TrialState.FAIL,)):
+                if (name, t.number) not in seen:
+                    seen.add((name, t.number))
+                    if "discarded" not in t.user_attrs:
+                        on_trial_finished(name, t)
 
     results: list[tuple[str, Any]] = []
-    while True:
-        if should_stop is not None and not stop_event.is_set() and should_stop():
-            stop_event.set()
-        report_finished()
-        try:
-            results.append(queue.get(timeout=0.2))
-        except queue_module.Empty:
-            if not any(p.is_alive() for p in procs):
+    try:
+        while True:
+            if should_stop is not None and not stop_event.is_set() and should_stop():
+                stop_event.set()
+            report_finished()
+            try:
+                results.append(queue.get(timeout=0.2))
+            except queue_module.Empty:
+                if not any(p.is_alive() for p in procs):
+                    break
+        while True:  # reports put just before a process exited
+            try:
+                results.append(queue.get(timeout=0.1))
+            except queue_module.Empty:
                 break
-    while True:  # reports put just before a process exited
-        try:
-            results.append(queue.get(timeout=0.1))
-        except queue_module.Empty:
-            break
-    report_finished()
+        report_finished()
+    finally:
+        if storage is not None:
+            dispose_storage(storage)
     for p in procs:
         p.join()
     errors = [msg for kind, msg in results if kind == "error"]
@@ -627,193 +650,3 @@ def run_worker_processes(storage_url: str, study_name: str, objective_factory: C
         codes = [p.exitcode for p in procs]
         raise RuntimeError(f"training worker(s) exited without a report (exit codes {codes})")
     return [msg for kind, msg in results]
-
-
-# --------------------------------------------------------------------------- train()
-
-class BarsObjectiveFactory:
-    """Picklable objective factory over bars already in memory (used by :func:`train`).
-
-    Give it the OPTIMISATION-range bars only: the optimiser's processes then never hold a
-    hold-out bar. Each call builds one Evaluator (indicator caches) and one objective.
-    """
-
-    def __init__(self, bars, strategy_key: str, engine_config, *, objective: str, min_trades: int, folds):
-        self.bars = bars
-        self.strategy_key = strategy_key
-        self.engine_config = engine_config
-        self.objective = objective
-        self.min_trades = min_trades
-        self.folds = list(folds)
-
-    def __call__(self):
-        return make_objective(self.bars, self.strategy_key, self.engine_config, objective=self.objective,
-                              min_trades=self.min_trades, folds=self.folds)
-
-
-@dataclass
-class TrainingResult:
-    """Everything :func:`train` found; ``to_dict()`` is the JSON printed by ``train --json``
-    (README.md in this package lists every key)."""
-
-    data: dict
-
-    def to_dict(self) -> dict:
-        return self.data
-
-    def __getitem__(self, key: str):
-        return self.data[key]
-
-
-def _no_candidates_verdict(counts: dict) -> dict:
-    return {"code": "insufficient_evidence", "text": "insufficient evidence", "reasons": [
-        f"No trial completed ({counts['pruned']} pruned, {counts['fail']} failed): nothing to validate."]}
-
-
-def train(bars, *, strategy_key: str, engine_config: EngineConfig | None = None, objective: str = "sharpe",
-          min_trades: int = DEFAULT_MIN_TRADES, sampler: str = "tpe", n_trials: int = 100,
-          seed: int | None = None, folds: int = 5, scheme: str = "rolling",
-          in_sample_bars: int | None = None, out_of_sample_bars: int | None = None,
-          holdout_share: float = 0.2, storage_url: str, study_name: str, timeout_s: float | None = None,
-          n_workers: int = 1, top_n: int = 5, pruner: str = "median", grid: Mapping[str, list] | None = None,
-          thresholds: Thresholds | None = None, should_stop: Callable[[], bool] | None = None,
-          on_trial_finished: Callable[[FrozenTrial], None] | None = None,
-          heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL_S, grace_period: int = DEFAULT_GRACE_PERIOD_S,
-          pbo_partitions: int = DEFAULT_PBO_PARTITIONS,
-          stability_step: float = DEFAULT_RELATIVE_STEP) -> TrainingResult:
-    """Optimise ``strategy_key`` on ``bars`` and validate the best candidates, in-process.
-
-    1. Split off the final ``holdout_share`` (never given to the optimiser) and lay ``folds``
-       walk-forward folds (``scheme``, optional window lengths) over the rest, reserving
-       the largest warm-up the search space needs.
-    2. Create (or resume) the study ``study_name`` in ``storage_url`` and run trials until
-       ``n_trials`` are complete or pruned, in ``n_workers`` processes (1 = this process),
-       within ``timeout_s`` per worker, checking ``should_stop`` between trials.
-    3. Validate the ``top_n`` completed trials (distinct parameters, best in-sample first):
-       fold metrics, combined OOS, hold-out, stability, deflated Sharpe, plus the study's
-       PBO, and give each a verdict.
-
-    Returns a :class:`TrainingResult`. Raises ValueError for impossible configurations
-    (unknown strategy/objective/sampler, too few bars for the folds, oversized grid...).
-    """
-    strategy = get_strategy(strategy_key)
-    engine_config = engine_config or EngineConfig()
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
-    if not isinstance(n_workers, int) or n_workers < 1:
-        raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
-    if not isinstance(top_n, int) or top_n < 1:
-        raise ValueError(f"top_n must be a positive integer, got {top_n!r}")
-    warmup = max_warmup(strategy, bars.timeframe)
-    optimise, holdout = holdout_split(bars, holdout_share, warmup_bars=warmup)
-    optimise_bars = bars[:optimise.end]
-    fold_list = make_folds(optimise_bars, k=folds, scheme=scheme, in_sample_bars=in_sample_bars,
-                           out_of_sample_bars=out_of_sample_bars, warmup_bars=warmup)
-
-    started = time.monotonic()
-    study = create_study(storage_url, study_name, sampler=sampler, seed=seed, pruner=pruner,
-                         strategy_key=strategy_key, grid=grid, heartbeat_interval=heartbeat_interval,
-                         grace_period=grace_period)
-    factory = BarsObjectiveFactory(optimise_bars, strategy_key, engine_config, objective=objective,
-                                   min_trades=min_trades, folds=fold_list)
-    if n_workers == 1:
-        reports = [run_trials(storage_url, study_name, factory, n_trials_total=n_trials, timeout_s=timeout_s,
-                              worker_id=f"{os.getpid()}-0", should_stop=should_stop,
-                              on_trial_finished=on_trial_finished, heartbeat_interval=heartbeat_interval,
-                              grace_period=grace_period).to_dict()]
-    else:
-        _dispose(study)
-        reports = run_worker_processes(storage_url, study_name, factory, n_workers=n_workers,
-                                       n_trials_total=n_trials, timeout_s=timeout_s, should_stop=should_stop,
-                                       on_trial_finished=on_trial_finished,
-                                       heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    optimise_s = time.monotonic() - started
-
-    data = validate_study(bars, strategy_key=strategy_key, engine_config=engine_config, objective=objective,
-                          min_trades=min_trades, n_trials=n_trials, top_n=top_n, warmup=warmup,
-                          optimise=optimise, holdout=holdout, fold_list=fold_list, scheme=scheme,
-                          storage_url=storage_url, study_name=study_name, sampler=sampler, seed=seed,
-                          pruner=pruner, reports=reports, thresholds=thresholds, pbo_partitions=pbo_partitions,
-                          stability_step=stability_step, heartbeat_interval=heartbeat_interval,
-                          grace_period=grace_period)
-    data["timings"] = {"optimise_s": optimise_s, **data["timings"]}
-    return TrainingResult(data)
-
-
-def validate_study(bars, *, strategy_key: str, engine_config: EngineConfig, objective: str, min_trades: int,
-                   n_trials: int, top_n: int, warmup: int, optimise, holdout, fold_list, scheme: str,
-                   storage_url: str, study_name: str, sampler: str, seed, reports: list[dict],
-                   pruner: str = "median", thresholds: Thresholds | None = None,
-                   pbo_partitions: int = DEFAULT_PBO_PARTITIONS, stability_step: float = DEFAULT_RELATIVE_STEP,
-                   heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL_S,
-                   grace_period: int = DEFAULT_GRACE_PERIOD_S) -> dict:
-    """The validation half of :func:`train` on a finished study (what the last Celery worker
-    runs): the ``top_n`` distinct completed trials by in-sample value are validated (folds,
-    combined out-of-sample, hold-out, stability, DSR, PBO, verdict). Returns the result dict of
-    ``train(...).to_dict()``, with ``timings`` holding ``validate_s`` only. ``bars`` is the
-    whole period (the hold-out included); ``reports`` are the workers' WorkerReport dicts."""
-    started = time.monotonic()
-    study = load_study(storage_url, study_name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    all_trials = study.get_trials(deepcopy=False)
-    items = [trial_record(t) for t in all_trials if "discarded" not in t.user_attrs]
-    counts = {s: sum(t["state"] == s for t in items) for s in ("complete", "pruned", "fail")}
-    invalid = sum(1 for t in items if (t["pruned_reason"] or "").startswith("invalid parameters"))
-    n_tried = counts["complete"] + counts["pruned"] - invalid
-    if counts["complete"] + counts["pruned"] >= _budget(study, n_trials):
-        status = "complete"
-    else:
-        status = "cancelled" if any(r["stop_reason"] == "cancelled" for r in reports) else "timeout"
-    complete = sorted((t for t in all_trials if t.state == TrialState.COMPLETE and t.value is not None),
-                      key=lambda t: (-t.value, t.number))
-    _dispose(study)
-    candidates, seen = [], set()
-    for t in complete:
-        key = tuple(sorted(t.params.items()))
-        if key not in seen:
-            seen.add(key)
-            candidates.append({"number": t.number, "params": dict(t.params), "value": t.value})
-        if len(candidates) >= top_n:
-            break
-    validation = {"candidates": [], "pbo": None, "selection_sample": None}
-    if candidates:
-        validation = validate_candidates(
-            Evaluator(bars, strategy_key, engine_config), candidates=candidates,
-            configs=[t.params for t in complete], folds=fold_list, optimise=optimise, holdout=holdout,
-            objective=objective, min_trades=min_trades, n_trials=n_tried, thresholds=thresholds,
-            pbo_partitions=pbo_partitions, stability_step=stability_step)
-    best = validation["candidates"][0] if validation["candidates"] else None
-    pbo = validation["pbo"]
-    return {
-        "strategy": strategy_key,
-        "timeframe": bars.timeframe,
-        "objective": objective,
-        "min_trades": min_trades,
-        "sampler": sampler,
-        "pruner": pruner,
-        "seed": seed,
-        "study_name": study_name,
-        "status": status,
-        "engine_config": engine_config.to_dict(),
-        "period": {"start": int(bars.time[0]), "end": int(bars.time[-1]) + bars.bar_ms, "bars": len(bars)},
-        "optimisation": optimise.to_dict(),
-        "walkforward": {"scheme": scheme, "k": len(fold_list),
-                        "in_sample_bars": fold_list[0].in_sample.n_bars,
-                        "out_of_sample_bars": fold_list[0].out_of_sample.n_bars, "warmup_bars": warmup},
-        "trials": {"count": len(items), "complete": counts["complete"], "pruned": counts["pruned"],
-                   "failed": counts["fail"], "invalid": invalid, "tried": n_tried, "items": items},
-        "best": None if best is None else {"number": best["number"], "params": best["params"],
-                                           "value": best["value"]},
-        "folds": best["folds"] if best else [f.to_dict() for f in fold_list],
-        "out_of_sample": best["out_of_sample"] if best else None,
-        "holdout": best["holdout"] if best else {**holdout.to_dict(), "metrics": None},
-        "dsr": best["dsr"]["value"] if best else None,
-        "pbo": None if pbo is None else pbo["pbo"],
-        "dsr_detail": best["dsr"] if best else None,
-        "pbo_detail": pbo,
-        "stability": best["stability"] if best else None,
-        "verdict": best["verdict"] if best else _no_candidates_verdict(counts),
-        "candidates": validation["candidates"],
-        "selection_sample": validation["selection_sample"],
-        "workers": reports,
-        "timings": {"validate_s": time.monotonic() - started},
-    }

@@ -29,58 +29,69 @@
         ['Period', `${TP.fmtTime(r.start)} → ${TP.fmtTime(r.end)}`],
         ['Hold-out', `last ${TP.fmtPct(r.holdout_share, 0)}${r.holdout_start ? ` (from ${TP.fmtTime(r.holdout_start)})` : ''}`],
         ['Objective', `${r.objective}, at least ${r.min_trades} trades per window`],
-        ['Search', `${r.sampler}, ${r.n_trials} trials${r.timeout_s ? `, ${r.timeout_s} s budget` : ''}, seed ${r.seed ?? 'random'}, ${r.n_workers} worker(s)`],
-        ['Walk-forward', `${r.folds} ${r.scheme} folds`], ['Costs', `fee ${TP.fmtPct(r.fee, 3)} · slippage ${TP.fmtPct(r.slippage, 3)}`],
+        ['Search', `${r.sampler}, ${r.n_trials} trials in each of ${r.n_studies} studies (${r.trials_budget} in all)${r.timeout_s ? `, ${r.timeout_s} s budget` : ''}, seed ${r.seed ?? 'random'}, ${r.n_workers} worker(s)`],
+        ['Walk-forward', `${r.folds} ${r.scheme} folds, one study each, plus a final study on the whole optimisation range`],
+        ['Gaps', r.allow_gaps ? `allowed: ${r.gaps.length} gap(s) in the range` : 'refused'], ['Costs', `fee ${TP.fmtPct(r.fee, 3)} · slippage ${TP.fmtPct(r.slippage, 3)}`],
         ['Exits and sizing', `SL ${r.stop_loss != null ? TP.fmtPct(r.stop_loss) : '—'} · TP ${r.take_profit != null ? TP.fmtPct(r.take_profit) : '—'} · trailing ${r.trailing_stop != null ? TP.fmtPct(r.trailing_stop) : '—'} · ${r.sizing} ${r.size_value} · shorts ${r.allow_short ? 'allowed' : 'off'}`],
         ['Study', r.study_name], ['Code version', r.code_version ? r.code_version.slice(0, 12) : 'not recorded'],
       ];
       $('#setup-table tbody').innerHTML = setup.map(([k, v]) => `<tr><th>${k}</th><td>${TP.esc(v)}</td></tr>`).join('');
+      renderCount(r.trials_message);
       renderBest();
     }
 
+    const studyLabel = (t) => (t.study === 'final' ? 'final' : `fold ${t.fold}`);
+    const trialKey = (t) => `${t.study}:${t.number}`;
+    // A penalised value is a rule's verdict, not a measurement: show why instead of the number.
+    const valueCell = (t) => (t.penalty ? '<span class="muted">—</span>' : num(t.value, 4));
     function trialRow(t) {
       const tr = document.createElement('tr');
       tr.dataset.number = t.number;
+      tr.dataset.study = t.study;
       tr.dataset.state = t.state;
-      const note = t.pruned_reason || (t.retried_from != null ? `retry of trial ${t.retried_from}` : '');
-      tr.innerHTML = `<td class="num">${t.number}</td><td><span class="badge ${t.state === 'complete' ? 'good' : t.state === 'pruned' ? 'warn' : 'bad'}">${t.state}</span></td>
-        <td class="small">${TP.esc(params(t.params))}</td><td class="num">${num(t.value, 4)}</td><td class="small muted">${TP.esc(note)}</td>
+      const note = t.penalty || t.pruned_reason || (t.retried_from != null ? `retry of trial ${t.retried_from}` : '');
+      tr.innerHTML = `<td class="small">${TP.esc(studyLabel(t))}</td><td class="num">${t.number}</td><td><span class="badge ${t.state === 'complete' ? 'good' : t.state === 'pruned' ? 'warn' : 'bad'}">${t.state}</span></td>
+        <td class="small">${TP.esc(params(t.params))}</td><td class="num" data-value>${valueCell(t)}</td><td class="small muted" data-note>${TP.esc(note)}</td>
         <td class="small muted">${TP.esc(t.worker_id || '')}</td><td class="num">${num(t.duration_s, 2)}</td>
-        <td>${t.state === 'complete' ? `<button class="small" data-config="${t.number}">Create config</button>` : ''}</td>`;
+        <td>${t.state === 'complete' ? `<button class="small" data-config="${t.number}" data-study="${TP.esc(t.study)}">Create config</button>` : ''}</td>`;
       return tr;
     }
     function addTrial(t, live) {
-      if (trials.has(t.number)) return;
-      trials.set(t.number, t);
+      if (trials.has(trialKey(t))) return;
+      trials.set(trialKey(t), t);
       const tbody = $('#trial-feed tbody');
       const row = trialRow(t);
-      if (live) { row.classList.add('fresh'); tbody.prepend(row); return; }
-      // Initial load: keep newest first.
-      const after = [...tbody.children].find((r) => Number(r.dataset.number) < t.number);
-      tbody.insertBefore(row, after || null);
+      // Newest first: live rows on top, the initial load (oldest first from the API) prepended too.
+      row.classList.toggle('fresh', !!live);
+      tbody.prepend(row);
     }
-    function renderCount() {
-      const done = [...trials.values()].filter((t) => t.state !== 'fail').length;
-      $('#trial-count').textContent = `${trials.size} finished · ${done} of ${run ? run.n_trials : '?'} counted`;
+    function renderCount(message) {
+      // One sentence from the server's counters (the run's own message), so no two numbers on the page disagree.
+      const text = message || (run && run.trials_message) || '';
+      $('#trial-count').textContent = text;
     }
     let bestTimer = null;
     function renderBest() {
       if (bestTimer) return;
       bestTimer = setTimeout(() => {
         bestTimer = null;
-        const sorted = [...trials.values()].sort((a, b) => a.number - b.number);
+        const finals = [...trials.values()].filter((t) => t.study === 'final').sort((a, b) => a.number - b.number);
         const x = [], best = [], value = [];
         let b = null;
-        for (const t of sorted) {
-          if (t.state === 'complete' && t.value !== null) b = b === null ? t.value : Math.max(b, t.value);
-          x.push(t.number); best.push(b); value.push(t.state === 'complete' ? t.value : null);
+        for (const t of finals) {
+          const measured = t.state === 'complete' && t.value !== null && !t.penalty;
+          if (measured) b = b === null ? t.value : Math.max(b, t.value);
+          x.push(t.number); best.push(b); value.push(measured ? t.value : null);
         }
-        $('#best-now').textContent = b === null ? 'No completed trial yet.' : `Best ${run ? run.objective : ''} so far: ${num(b, 4)}`;
+        const penalised = finals.filter((t) => t.penalty).length;
+        $('#best-now').textContent = b === null
+          ? (finals.length ? `No measured value yet: ${penalised} of ${finals.length} final-study trials penalised (${finals.find((t) => t.penalty)?.penalty || 'no completed trial'}).` : 'The final study has not started yet.')
+          : `Best ${run ? run.objective : ''} so far: ${num(b, 4)}${penalised ? ` (${penalised} penalised trial(s) not shown)` : ''}`;
         if (typeof Plotly === 'undefined') return;
         Plotly.react('best-chart', [
           {x, y: value, mode: 'markers', name: 'Trial value', marker: {color: '#8b949e', size: 6}},
           {x, y: best, mode: 'lines', name: 'Best so far', line: {color: '#1f6feb', shape: 'hv'}},
-        ], {margin: {t: 10, r: 10}, xaxis: {title: 'Trial'}, yaxis: {title: 'Objective (in-sample mean)'}, legend: {orientation: 'h'}}, PLOTLY_CONFIG);
+        ], {margin: {t: 10, r: 10}, xaxis: {title: 'Final-study trial'}, yaxis: {title: 'Objective (optimisation range)'}, legend: {orientation: 'h'}}, PLOTLY_CONFIG);
       }, 150);
     }
 
@@ -97,29 +108,38 @@
       $('#verdict').textContent = v.text || '—';
       $('#verdict').className = `badge ${verdictBadge(v.code)}`;
       $('#verdict-reasons').innerHTML = (v.reasons || []).map((x) => `<li>${TP.esc(x)}</li>`).join('');
-      const dsr = res.dsr_detail || {}, pbo = res.pbo_detail || {};
+      const dsr = res.dsr_detail || {}, pbo = res.pbo_detail || {}, oos = res.out_of_sample || {};
+      const best = res.best;
+      const bestValue = best ? (best.penalty ? `penalised: ${best.penalty.replace(/^penalised: /, '')}` : `${res.objective} ${num(best.value, 4)} on the optimisation range`) : '';
       const stats = [
-        ['Deflated Sharpe ratio (DSR)', res.dsr === null ? '—' : TP.fmtPct(res.dsr), `probability the best Sharpe beats luck after ${dsr.n_trials ?? '?'} trials`],
-        ['Probability of backtest overfitting (PBO)', res.pbo === null ? '—' : TP.fmtPct(res.pbo), pbo.n_combinations ? `CSCV over ${pbo.n_combinations} splits of ${pbo.n_configs} configurations` : 'not enough configurations'],
-        ['Best trial', res.best ? `#${res.best.number} ${params(res.best.params)}` : '—', res.best ? `in-sample ${res.objective} ${num(res.best.value, 4)}` : ''],
-        ['Combined out-of-sample', res.out_of_sample ? `Sharpe ${num(res.out_of_sample.metrics.sharpe)}` : '—', res.out_of_sample ? `${res.out_of_sample.positive_folds} of ${res.out_of_sample.n_folds} folds positive` : ''],
-        ['Trials', `${res.trials.count}`, `${res.trials.complete} complete, ${res.trials.pruned} pruned, ${res.trials.failed} failed`],
+        ['Deflated Sharpe ratio (DSR)', res.dsr === null ? '—' : TP.fmtPct(res.dsr), `probability the best Sharpe beats luck after ${dsr.n_trials ?? '?'} trials in all studies`],
+        ['Probability of backtest overfitting (PBO)', res.pbo === null ? '—' : TP.fmtPct(res.pbo), pbo.n_combinations ? `CSCV over ${pbo.n_combinations} splits of the final study's ${pbo.n_configs} configurations` : 'not enough configurations'],
+        ['Offered parameters', best ? `final #${best.number} ${params(best.params)}` : '—', bestValue],
+        ['Walk-forward out of sample', oos.metrics ? `Sharpe ${num(oos.metrics.sharpe)}` : '—', oos.n_folds ? `${oos.positive_folds} of ${oos.n_folds} folds profitable; in-sample Sharpe ${num(oos.in_sample_sharpe_mean)}` : ''],
+        ['Walk-forward efficiency (WFE)', oos.walkforward_efficiency === null || oos.walkforward_efficiency === undefined ? 'n/a' : TP.fmtPct(oos.walkforward_efficiency, 0), 'annualised OOS return ÷ annualised IS return'],
+        ['Trials', res.trials.count, `${res.trials.complete} complete, ${res.trials.pruned} pruned, ${res.trials.failed} failed, in ${Object.keys(res.trials.per_study || {}).length} studies`],
         ['Configs created', (res.configs_created || []).length ? res.configs_created.map((c) => `#${c}`).join(', ') : 'none', 'on the Strategies page'],
       ];
-      $('#stats-table tbody').innerHTML = stats.map(([k, a, b]) => `<tr><th>${k}</th><td class="num" data-stat="${k.includes('DSR') ? 'dsr' : k.includes('PBO') ? 'pbo' : ''}">${TP.esc(a)}</td><td class="muted small">${TP.esc(b)}</td></tr>`).join('');
-      $('#fold-table tbody').innerHTML = (res.folds || []).map((f) => `<tr><td>${f.index ?? ''}</td><td>${range(f.in_sample)}</td>${metricsCells(f.in_sample.metrics)}
-        <td>${range(f.out_of_sample)}</td>${metricsCells(f.out_of_sample.metrics)}</tr>`).join('');
+      $('#stats-table tbody').innerHTML = stats.map(([k, a, b]) => `<tr><th>${k}</th><td class="num" data-stat="${k.includes('DSR') ? 'dsr' : k.includes('PBO') ? 'pbo' : k.includes('WFE') ? 'wfe' : ''}">${TP.esc(a)}</td><td class="muted small">${TP.esc(b)}</td></tr>`).join('');
+      $('#fold-table tbody').innerHTML = (res.folds || []).map((f) => `<tr data-fold="${f.index}"><td>${f.index}</td>
+        <td class="small">${f.params ? TP.esc(params(f.params)) : `<span class="muted">${TP.esc(f.penalty || 'none')}</span>`}${f.params && f.penalty ? `<br><span class="muted">${TP.esc(f.penalty)}</span>` : ''}</td>
+        <td>${range(f.in_sample)}</td>${metricsCells(f.in_sample.metrics)}
+        <td>${range(f.out_of_sample)}</td>${metricsCells(f.out_of_sample.metrics)}
+        <td class="num" data-wfe>${f.walkforward_efficiency === null ? 'n/a' : TP.fmtPct(f.walkforward_efficiency, 0)}</td></tr>`).join('');
+      $('#fold-table tfoot').innerHTML = oos.metrics ? `<tr><th colspan="6">Chained out of sample</th><td></td>${metricsCells(oos.metrics)}
+        <td class="num">${oos.walkforward_efficiency === null ? 'n/a' : TP.fmtPct(oos.walkforward_efficiency, 0)}</td></tr>` : '';
+      $('#gaps-note').textContent = (res.gaps || []).length ? `Trained through ${res.gaps.length} gap(s): ${res.gaps.slice(0, 5).map((g) => `${TP.fmtTime(g.start)} → ${TP.fmtTime(g.end)} (${g.bars} bars)`).join(', ')}${res.gaps.length > 5 ? ' …' : ''}` : '';
       const h = res.holdout || {};
       $('#holdout-range').textContent = h.start ? `${TP.fmtTime(h.start)} → ${TP.fmtTime(h.end)}` : '';
       const hm = h.metrics || {};
       const keys = ['total_return', 'sharpe', 'sortino', 'max_drawdown', 'profit_factor', 'win_rate', 'trade_count'];
       $('#holdout-table tbody').innerHTML = h.metrics ? keys.filter((k) => k in hm).map((k) => `<tr><th>${(TPBacktests.METRIC_LABELS[k] || [k])[0]}</th><td class="num" data-holdout="${k}">${TPBacktests.fmtMetric(k, hm[k])}</td></tr>`).join('')
-        : '<tr><td class="muted">No hold-out metrics (no completed trial).</td></tr>';
+        : '<tr><td class="muted">No hold-out metrics (no completed trial in the final study).</td></tr>';
       $('#candidates-table tbody').innerHTML = (res.candidates || []).length ? res.candidates.map((c) => `<tr><td>${c.rank}</td><td>#${c.number}</td>
-        <td class="small">${TP.esc(params(c.params))}</td><td class="num">${num(c.value, 4)}</td><td class="num">${num(((c.out_of_sample || {}).metrics || {}).sharpe)}</td>
+        <td class="small">${TP.esc(params(c.params))}</td><td class="num">${c.penalty ? `<span class="small muted">${TP.esc(c.penalty)}</span>` : num(c.value, 4)}</td><td class="num">${num(((c.in_sample || {}).metrics || {}).sharpe)}</td>
         <td class="num">${num(((c.holdout || {}).metrics || {}).sharpe)}</td><td class="num">${c.dsr && c.dsr.value !== null ? TP.fmtPct(c.dsr.value) : '—'}</td>
         <td><span class="badge ${verdictBadge((c.verdict || {}).code)}">${TP.esc((c.verdict || {}).text || '—')}</span></td></tr>`).join('')
-        : '<tr><td colspan="8" class="muted">No candidate: no trial completed.</td></tr>';
+        : '<tr><td colspan="8" class="muted">No candidate: no trial of the final study completed.</td></tr>';
       loadPlots();
     }
 
@@ -141,6 +161,8 @@
           notes.push(`${name}: ${p.message}`);
         }
       }
+      const leftOut = Math.max(0, ...Object.values(plots).map((p) => p.left_out || 0));
+      if (leftOut) notes.unshift(`${leftOut} penalised trial(s) are not drawn: their value is a penalty, not a measurement.`);
       $('#plots-note').textContent = notes.join(' · ');
     }
 
@@ -151,7 +173,7 @@
         page.results.forEach((t) => addTrial(t, false));
         url = page.next;
       }
-      renderCount(); renderBest();
+      renderBest();
     }
     async function load() {
       const r = await TP.api(`/api/v1/training-runs/${id}/`);
@@ -163,9 +185,9 @@
     TP.on('training.trial.finished', (m) => {
       if (m.data.run !== id) return;
       addTrial(m.data.trial, true);
-      if (run) { run.progress = m.data.progress; $('#run-progress').style.width = `${m.data.progress}%`; }
-      $('#run-message').textContent = `${m.data.trials_done} of ${m.data.n_trials} trials`;
-      renderCount(); renderBest();
+      if (run) { run.progress = m.data.progress; run.trials_message = m.data.message; $('#run-progress').style.width = `${m.data.progress}%`; }
+      $('#run-message').textContent = m.data.message;
+      renderCount(m.data.message); renderBest();
     });
     RUN_EVENTS.forEach((t) => TP.on(t, async (m) => {
       if (m.data.id !== id) return;
@@ -181,9 +203,11 @@
     $('#trial-feed').addEventListener('click', async (e) => {
       const number = e.target.dataset.config;
       if (number === undefined) return;
-      const config = await TP.api(`/api/v1/training-runs/${id}/create-config/`, {method: 'POST', body: {trial: Number(number)}});
-      TP.toast(`Config "${config.name}" created (stage ${config.stage}).`, 'ok');
-      e.target.disabled = true; e.target.textContent = 'Config created';
+      const config = await TP.api(`/api/v1/training-runs/${id}/create-config/`, {method: 'POST', body: {trial: Number(number), study: e.target.dataset.study}});
+      // The API answers with the existing config when this trial was saved before (e.g. as a top candidate).
+      const fresh = config.created;
+      TP.toast(fresh ? `Config "${config.name}" created (stage ${config.stage}).` : `Already saved as config #${config.id} "${config.name}".`, 'ok');
+      e.target.disabled = true; e.target.textContent = fresh ? 'Config created' : `Saved as #${config.id}`;
     });
     load();
   }
@@ -211,7 +235,7 @@
       $('#tr-start').value = TP.isoToLocalInput(d.first); $('#tr-end').value = TP.isoToLocalInput(d.end);
       const gaps = d.gaps || [];
       $('#tr-gaps').innerHTML = gaps.length
-        ? `<strong class="error">${gaps.length} gap(s) in this data (training refuses ranges with gaps):</strong><ul class="gap-list">${gaps.slice(0, 6).map((g) => `<li>${TP.fmtTime(g.start)} → ${TP.fmtTime(g.end)} (${g.candles} bars)</li>`).join('')}</ul>`
+        ? `<strong class="error">${gaps.length} gap(s) in this data: training refuses a range with gaps unless you allow them below.</strong><ul class="gap-list">${gaps.slice(0, 6).map((g) => `<li>${TP.fmtTime(g.start)} → ${TP.fmtTime(g.end)} (${g.candles} bars)</li>`).join('')}</ul>`
         : '<span class="badge good">No gaps</span>';
     }
     $('#tr-strategy').onchange = renderStrategy;
@@ -248,6 +272,7 @@
         seed: intOrNull($('#tr-seed').value), n_workers: parseInt($('#tr-workers').value, 10), folds: parseInt($('#tr-folds').value, 10),
         scheme: $('#tr-scheme').value, holdout_share: TP.pctToFraction($('#tr-holdout').value), top_n: parseInt($('#tr-top').value, 10),
         fee: TP.pctToFraction($('#tr-fee').value), slippage: TP.pctToFraction($('#tr-slippage').value), name: $('#tr-name').value,
+        allow_gaps: $('#tr-allow-gaps').checked,
       };
       $('#tr-submit').disabled = true;
       const more = extras();
@@ -282,7 +307,7 @@
       return `<td><a href="/training/${r.id}/">${TP.esc(r.name || `#${r.id}`)}</a></td><td>${TP.esc(r.strategy_key)}</td>
         <td>${TP.esc(r.market_symbol)} ${r.timeframe}</td><td class="small">${TP.fmtTime(r.start)}<br>${TP.fmtTime(r.end)}</td>
         <td class="small">${r.objective} · ${r.sampler} · ${r.folds} ${r.scheme} folds · hold-out ${TP.fmtPct(r.holdout_share, 0)}</td><td>${status}</td>
-        <td class="num" data-trials>${r.trials_done} / ${r.n_trials}</td><td class="num">${num(r.best_value, 4)}</td>
+        <td class="num" data-trials>${r.trials_done} / ${r.trials_budget}</td><td class="num">${num(r.best_value, 4)}</td>
         <td>${v.text ? `<span class="badge ${verdictBadge(v.code)}">${TP.esc(v.text)}</span>` : '—'}</td><td class="small">${TP.fmtTime(r.created_at)}</td>`;
     }
     async function loadRuns() {
@@ -305,7 +330,7 @@
     TP.on('training.trial.finished', (m) => {
       const tr = document.querySelector(`#tr-runs tr[data-run="${m.data.run}"]`);
       if (!tr) return;
-      tr.querySelector('[data-trials]').textContent = `${m.data.trials_done} / ${m.data.n_trials}`;
+      tr.querySelector('[data-trials]').textContent = `${m.data.trials_done} / ${m.data.trials_budget}`;
       const bar = tr.querySelector('.progress div');
       if (bar) bar.style.width = `${m.data.progress}%`;
     });

@@ -14,10 +14,11 @@ from apps.training.models import TrainingRun
 from apps.marketdata import services as md
 from apps.strategies.models import StrategyConfig
 from tests.backtests.conftest import wave_candles
-from tests.training.training_fixtures import close_optuna_connections
+from tests.training.training_fixtures import delete_optuna_journals
 from tests.browser.conftest import SCREENSHOTS
 
-N_TRIALS = 16
+N_TRIALS = 8  # per study: 3 folds + the final study
+TOTAL = 4 * N_TRIALS
 
 
 @pytest.fixture
@@ -35,9 +36,9 @@ def threaded_workers(monkeypatch):
     threads = []
     record = training_services._record_trial
 
-    def slow_record(run, frozen):
-        time.sleep(0.15)
-        record(run, frozen)
+    def slow_record(run, study, frozen):
+        time.sleep(0.5)
+        record(run, study, frozen)
 
     def work(run_id, worker_id):
         try:
@@ -55,7 +56,7 @@ def threaded_workers(monkeypatch):
     yield threads
     for thread in threads:
         thread.join(timeout=60)
-    close_optuna_connections()
+    delete_optuna_journals()
 
 
 def shot(page, name):
@@ -81,22 +82,33 @@ def test_start_a_run_and_watch_the_live_trial_feed(login, page, live_url, alice,
     shot(page, "form")
     page.click("#tr-submit")
 
-    page.wait_for_url(f"{live_url}/training/*/")
+    page.wait_for_url(f"{live_url}/training/*/", timeout=60_000)  # workers share the server process
     run = TrainingRun.objects.get()
     assert page.url.endswith(f"/training/{run.pk}/")
     expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     feed = page.locator("#trial-feed tbody tr")
     expect(feed.first).to_be_visible(timeout=30_000)
     shot(page, "live")
-    expect(feed).to_have_count(N_TRIALS, timeout=90_000)
+    expect(feed).to_have_count(TOTAL, timeout=90_000)
     expect(page.locator("#trial-feed tbody tr.fresh").first).to_be_visible()  # rows that arrived live
     expect(page.locator("#run-state")).to_have_text("succeeded", timeout=60_000)
-    expect(page.locator("#trial-count")).to_contain_text(f"{N_TRIALS} of {N_TRIALS}")
-
     run.refresh_from_db()
+    # Every counter on the page is the same sentence from the server's counters.
+    expect(page.locator("#trial-count")).to_have_text(run.trials_message)
+    assert run.trials_message.startswith(f"{TOTAL} of {TOTAL} trials (4 studies × {N_TRIALS})")
+
     expect(page.locator("#verdict")).to_have_text(run.verdict["text"])
     expect(page.locator("#verdict-reasons li")).to_have_count(len(run.verdict["reasons"]))
-    expect(page.locator("#fold-table tbody tr")).to_have_count(3)
+    folds = page.locator("#fold-table tbody tr")
+    expect(folds).to_have_count(3)
+    for fold in run.result["folds"]:  # each fold's own chosen parameters, next to its IS and OOS figures
+        row = page.locator(f"#fold-table tr[data-fold='{fold['index']}']")
+        expect(row).to_contain_text(", ".join(f"{k}={v}" for k, v in fold["params"].items()))
+    expect(page.locator("#stats-table [data-stat=wfe]")).to_be_visible()
+    for trial in run.trials.exclude(penalty=""):  # a penalty is never shown as a value
+        row = page.locator(f"#trial-feed tr[data-study='{trial.study}'][data-number='{trial.number}']")
+        expect(row.locator("[data-note]")).to_have_text(trial.penalty)
+        expect(row.locator("[data-value]")).to_have_text("—")
     expect(page.locator("#holdout-table [data-holdout=sharpe]")).to_be_visible()
     expect(page.locator("#best-chart .main-svg").first).to_be_visible()
     expect(page.locator("#plot-history .main-svg").first).to_be_visible(timeout=30_000)
@@ -104,17 +116,23 @@ def test_start_a_run_and_watch_the_live_trial_feed(login, page, live_url, alice,
     shot(page, "results")
 
     configs_before = StrategyConfig.objects.count()
-    button = page.locator("#trial-feed button[data-config]").first
+    button = page.locator("#trial-feed button[data-config][data-study='fold-0']").first
     number = int(button.get_attribute("data-config"))
     button.click()
     expect(button).to_have_text("Config created")
     assert StrategyConfig.objects.count() == configs_before + 1
-    assert StrategyConfig.objects.filter(provenance__training_run=run.pk, provenance__trial=number).exists()
+    assert StrategyConfig.objects.filter(provenance__training_run=run.pk, provenance__training_study="fold-0",
+                                         provenance__trial=number).exists()
+    saved = run.result["candidates"][0]["number"]
+    again = page.locator(f"#trial-feed button[data-config='{saved}'][data-study='final']")
+    again.click()  # already saved as a top candidate: the page says so, nothing is duplicated
+    expect(again).to_have_text(f"Saved as #{run.result['configs_created'][0]}")
+    assert StrategyConfig.objects.count() == configs_before + 1
 
     page.goto(f"{live_url}/training/")
     row = page.locator(f"#tr-runs tr[data-run='{run.pk}']")
     expect(row.locator("[data-state]")).to_have_text("succeeded")
-    expect(row.locator("[data-trials]")).to_have_text(f"{N_TRIALS} / {N_TRIALS}")
+    expect(row.locator("[data-trials]")).to_have_text(f"{TOTAL} / {TOTAL}")
     shot(page, "list")
 
 

@@ -163,3 +163,23 @@ def test_block_statistics_shortcut_equals_brute_force_cscv():
 def test_pbo_refuses_impossible_inputs(shape, partitions, message):
     with pytest.raises(ValueError, match=message):
         pbo_cscv(np.zeros(shape) + np.arange(shape[0])[:, None] * 1e-4, n_partitions=partitions)
+
+
+def test_a_configuration_that_never_moved_in_a_half_has_no_sharpe_there():
+    """A configuration with only zero returns in a half (it never traded there) ranks as
+    undefined in that half: never the in-sample best, below everyone out of sample. Rebuilt
+    from centred block sums its variance there is float noise, not zero, which used to give it
+    a Sharpe of +1.7e-8 here, above every losing configuration."""
+    rng = np.random.default_rng(3)
+    n = 100
+    idle_then_wins = np.r_[np.zeros(n), rng.normal(0.002, 0.01, n)]
+    loses_twice = np.r_[rng.normal(-0.002, 0.01, n), rng.normal(-0.002, 0.01, n)]
+    loses_then_gains = np.r_[rng.normal(-0.004, 0.01, n), rng.normal(0.001, 0.01, n)]
+    matrix = np.array([idle_then_wins, loses_twice, loses_then_gains]).T
+    result = pbo_cscv(matrix, n_partitions=2, return_logits=True)
+    # First half in sample: the idle configuration is undefined, so the best is loses_twice
+    # (Sharpe -0.04 vs -0.41), which is the worst of three out of sample: logit ln(1/3).
+    # Second half in sample: loses_then_gains is best (0.25); out of sample it beats the idle
+    # configuration (undefined, last) and trails loses_twice: rank 2 of 3, logit 0.
+    assert result["logits"] == pytest.approx([math.log(1 / 3), 0.0])
+    assert result["pbo"] == 1.0

@@ -25,14 +25,20 @@ def run_json(*args) -> dict:
 
 def test_json_has_every_documented_key(training_market):
     data = run_json(*ARGS)
-    assert data["trials"]["count"] == 12 and len(data["trials"]["items"]) == 12
-    assert all({"params", "value"} <= set(item) for item in data["trials"]["items"])
+    assert data["trials"]["count"] == 48 and len(data["trials"]["items"]) == 48  # 12 per study, 4 studies
+    assert all({"study", "params", "value", "penalty"} <= set(item) for item in data["trials"]["items"])
     assert {"params", "value"} <= set(data["best"])
     assert len(data["folds"]) == 3
     for fold in data["folds"]:
         for part in ("in_sample", "out_of_sample"):
             assert {"start", "end", "metrics"} <= set(fold[part])
         assert fold["in_sample"]["end"] <= fold["out_of_sample"]["start"]
+        # The parameters chosen for the fold (by its own study) and their out-of-sample metrics.
+        chosen = next(t for t in data["trials"]["items"]
+                      if t["study"] == f"fold-{fold['index']}" and t["number"] == fold["trial"])
+        assert fold["params"] == chosen["params"] and fold["out_of_sample"]["metrics"]["trade_count"] >= 0
+        assert "walkforward_efficiency" in fold
+    assert "efficiency" in data["walkforward"] and "walkforward_efficiency" in data["out_of_sample"]
     assert {"start", "end", "metrics"} <= set(data["holdout"])
     assert data["holdout"]["start"] >= data["folds"][-1]["out_of_sample"]["end"]
     assert "dsr" in data and "pbo" in data
@@ -67,6 +73,7 @@ def test_bad_options_fail_with_one_clear_line(training_market, extra, text):
 
 def test_two_worker_processes_share_the_study(training_market):
     data = run_json(*ARGS, "--workers", "2")
-    assert data["trials"]["count"] == 12 and len(data["workers"]) == 2
-    assert sorted(t["number"] for t in data["trials"]["items"]) == list(range(12))
+    assert data["trials"]["count"] == 48 and len(data["workers"]) == 2
+    for study in ("fold-0", "fold-1", "fold-2", "final"):
+        assert sorted(t["number"] for t in data["trials"]["items"] if t["study"] == study) == list(range(12))
     assert StrategyConfig.objects.count() == 0  # the Django connection still works after the fork

@@ -31,9 +31,17 @@ def test_create_runs_and_returns_results(post, api, alice):
     assert response.status_code == 201, response.json()
     run_id = response.json()["id"]
     detail = api(alice).get(f"/api/v1/training-runs/{run_id}/").json()
-    assert detail["state"] == "succeeded" and detail["trials_done"] == 12 and detail["progress"] == 100
-    assert {"folds", "holdout", "dsr", "pbo", "verdict", "configs_created"} <= set(detail["result"])
-    assert detail["verdict"]["text"] and detail["best_params"]
+    assert detail["state"] == "succeeded" and detail["progress"] == 100
+    # The counters all say the same: 3 fold studies + the final one, 12 trials each.
+    assert detail["trials_done"] + detail["trials_failed"] == detail["trials_budget"] == 48
+    assert detail["n_studies"] == 4 and detail["message"].startswith("48 of 48 trials")
+    result = detail["result"]
+    assert result["trials"]["count"] == 48
+    assert [f["index"] for f in result["folds"]] == [0, 1, 2]
+    for fold in result["folds"]:
+        assert fold["params"] and "sharpe" in fold["in_sample"]["metrics"] and "sharpe" in fold["out_of_sample"]["metrics"]
+    assert "walkforward_efficiency" in result["out_of_sample"] and "efficiency" in result["walkforward"]
+    assert detail["verdict"] == result["verdict"] and detail["best_params"] == result["best"]["params"]
     listed = api(alice).get("/api/v1/training-runs/").json()
     assert listed["count"] == 1 and "result" not in listed["results"][0]
 
@@ -41,14 +49,19 @@ def test_create_runs_and_returns_results(post, api, alice):
 def test_trials_are_paginated_and_filtered_by_state(post, api, alice):
     run_id = post(alice).json()["id"]
     page = api(alice).get(f"/api/v1/training-runs/{run_id}/trials/?page_size=5").json()
-    assert page["count"] == 12 and len(page["results"]) == 5 and page["next"]
-    assert [t["number"] for t in page["results"]] == [0, 1, 2, 3, 4]
-    assert {"params", "value", "state", "folds", "bar_ranges"} <= set(page["results"][0])
-    complete = api(alice).get(f"/api/v1/training-runs/{run_id}/trials/?state=complete&page_size=50").json()
+    assert page["count"] == 48 and len(page["results"]) == 5 and page["next"]
+    # In the order they finished: the first fold's study runs first.
+    assert [(t["study"], t["number"]) for t in page["results"]] == [("fold-0", n) for n in range(5)]
+    assert {"params", "value", "penalty", "state", "study", "fold", "windows", "bar_ranges"} <= set(page["results"][0])
+    complete = api(alice).get(f"/api/v1/training-runs/{run_id}/trials/?state=complete&page_size=100").json()
     assert complete["count"] == TrainingRun.objects.get(pk=run_id).trials_complete
     assert {t["state"] for t in complete["results"]} == {"complete"}
+    final = api(alice).get(f"/api/v1/training-runs/{run_id}/trials/?study=final&page_size=100").json()
+    assert final["count"] == 12 and {(t["study"], t["fold"]) for t in final["results"]} == {("final", None)}
     bad = api(alice).get(f"/api/v1/training-runs/{run_id}/trials/?state=lucky")
     assert bad.status_code == 400 and "state" in bad.json()["error"]["message"]
+    bad = api(alice).get(f"/api/v1/training-runs/{run_id}/trials/?study=fold-9")
+    assert bad.status_code == 400 and "fold-0, fold-1, fold-2, final" in bad.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("overrides,text", [
@@ -64,16 +77,23 @@ def test_bad_inputs_answer_400_with_clear_messages(post, alice, overrides, text)
     assert not TrainingRun.objects.exists()
 
 
-def test_create_config_from_a_trial(post, api, alice):
+def test_create_config_from_a_trial_once(post, api, alice):
     run_id = post(alice).json()["id"]
     run = TrainingRun.objects.get(pk=run_id)
-    trial = run.trials.filter(state="complete").first()
-    response = api(alice).post(f"/api/v1/training-runs/{run_id}/create-config/", {"trial": trial.number}, format="json")
+    saved = {c["number"] for c in run.result["candidates"]}
+    trial = run.trials.filter(state="complete", study="final").exclude(number__in=saved).first()
+    url = f"/api/v1/training-runs/{run_id}/create-config/"
+    response = api(alice).post(url, {"trial": trial.number}, format="json")
     assert response.status_code == 201, response.json()
     config = response.json()
-    assert config["parameters"] == trial.params and config["stage"] == "discovery"
-    assert config["provenance"] == {"training_run": run_id, "trial": trial.number}
-    missing = api(alice).post(f"/api/v1/training-runs/{run_id}/create-config/", {"trial": 99}, format="json")
+    assert config["parameters"] == trial.params and config["stage"] == "discovery" and config["created"]
+    assert config["provenance"] == {"training_run": run_id, "training_study": "final", "trial": trial.number}
+    again = api(alice).post(url, {"trial": trial.number}, format="json")
+    assert again.status_code == 200 and again.json()["id"] == config["id"] and not again.json()["created"]
+    candidate = run.result["candidates"][0]
+    existing = api(alice).post(url, {"trial": candidate["number"]}, format="json")
+    assert existing.status_code == 200 and existing.json()["id"] == run.result["configs_created"][0]
+    missing = api(alice).post(url, {"trial": 99}, format="json")
     assert missing.status_code == 400 and "no finished trial 99" in missing.json()["error"]["message"]
 
 
@@ -81,15 +101,20 @@ def test_plots_return_optuna_figures(post, api, alice):
     run_id = post(alice).json()["id"]
     plots = api(alice).get(f"/api/v1/training-runs/{run_id}/plots/").json()
     assert set(plots) == {"history", "importances", "slice", "contour"}
-    assert plots["history"]["figure"]["data"] and "layout" in plots["history"]["figure"]
-    for name in ("importances", "slice", "contour"):
-        assert "figure" in plots[name] or plots[name]["message"]
+    for name in ("history", "importances", "slice", "contour"):
+        assert plots[name]["figure"]["data"] and "layout" in plots[name]["figure"], plots[name]
+    # The figures draw the final study (whose parameters are offered): 12 trials in the history.
+    # Penalised trials (their value is a rule, not a measurement) are not drawn.
+    history = plots["history"]["figure"]["data"][0]
+    final = TrainingRun.objects.get(pk=run_id).trials.filter(study="final", state="complete")
+    assert len(history["x"]) == final.filter(penalty="").count()
+    assert plots["history"]["left_out"] == final.exclude(penalty="").count()
 
 
 def test_plots_say_when_there_are_not_enough_trials(api, alice, training_market):
     run = training_services.training_create(owner=alice, **training_kwargs(training_market), enqueue=False)
     plots = api(alice).get(f"/api/v1/training-runs/{run.pk}/plots/").json()
-    assert "Not enough completed trials" in plots["history"]["message"]
+    assert "Not enough measured trials yet (0)" in plots["history"]["message"]
 
 
 def test_cancel_a_queued_run(api, alice, training_market):
@@ -121,12 +146,12 @@ def test_admin_lists_runs_with_their_trials_and_cancels(post, admin_client, alic
     assert queued.state == "cancelled"
 
 
-def test_list_query_budget(post, api, alice, django_assert_max_num_queries):
-    for _ in range(2):
-        post(alice, n_workers=1)
+def test_list_query_budget(post, api, alice, training_market, django_assert_max_num_queries):
+    run_id = post(alice, n_workers=1).json()["id"]
+    for _ in range(15):  # enough rows that one query per row would blow the budget
+        training_services.training_create(owner=alice, **training_kwargs(training_market), enqueue=False)
     client = api(alice)
     with django_assert_max_num_queries(10):
-        assert client.get("/api/v1/training-runs/").json()["count"] == 2
-    run_id = TrainingRun.objects.first().pk
+        assert client.get("/api/v1/training-runs/?page_size=50").json()["count"] == 16
     with django_assert_max_num_queries(10):
-        assert client.get(f"/api/v1/training-runs/{run_id}/trials/").json()["count"] == 12
+        assert client.get(f"/api/v1/training-runs/{run_id}/trials/?page_size=100").json()["count"] == 48

@@ -33,7 +33,7 @@ def test_batch_creates_one_run_per_combination_and_runs_them(api, alice, trainin
     combos = {(r.strategy_key, r.market.symbol, r.timeframe) for r in runs}
     assert combos == {(s, m, "1m") for s in ("sma_cross", "ema_cross") for m in ("WAV/USD", "TWO/USD")}
     assert len({r.batch for r in runs}) == 1 and runs[0].batch
-    assert {r.state for r in runs} == {"succeeded"} and all(r.trials.count() == 6 for r in runs)
+    assert {r.state for r in runs} == {"succeeded"} and all(r.trials.count() == 6 * 3 for r in runs)  # 2 folds + final
     listed = api(alice).get(f"/api/v1/training-runs/?batch={runs[0].batch}").json()
     assert listed["count"] == 4
 

@@ -1,8 +1,8 @@
 """Training studies end to end: objective, samplers, workers, crashes, cancellation, train().
 
 All bars here are SYNTHETIC (seeded random walks with trend regimes so that sma_cross has
-something to find); storage is a SQLite file per test, plus one PostgreSQL test when a
-server answers on 127.0.0.1:5432.
+something to find); storage is a journal file per test (the platform's embedded storage),
+plus SQLite/PostgreSQL RDB and Redis journal tests when those servers answer on 127.0.0.1.
 """
 
 import importlib.util
@@ -26,8 +26,10 @@ from quant.engine import EngineConfig
 from quant.optimisation import objective as objective_module
 from quant.optimisation.objective import (PENALTY, VALUE_CAP, WindowRun, make_objective, max_warmup,
                                                objective_value, prune_check_steps)
+from quant.optimisation.pipeline import train
 from quant.optimisation.runner import (create_study, grid_space, load_study, run_trials,
-                                            storage_url_from_database_url, study_progress, train)
+                                            storage_url_from_database_url, study_progress)
+from quant.optimisation.storage import make_storage
 from quant.optimisation.validate import chain_runs
 from quant.optimisation.walkforward import folds
 from quant.strategies import Bars, CategoricalParam, FloatParam, IntParam, Strategy
@@ -61,7 +63,7 @@ def bars():
 
 @pytest.fixture
 def url(tmp_path):
-    return f"sqlite:///{tmp_path}/optuna.db"
+    return f"journal+file://{tmp_path}/optuna.log"
 
 
 def _fold_list(bars, k=3):
@@ -78,7 +80,7 @@ class _Factory:
     def __call__(self):
         self.calls += 1
         return make_objective(self.bars, "sma_cross", CONFIG, objective="sharpe", min_trades=self.min_trades,
-                              folds=_fold_list(self.bars, self.k))
+                              windows=[f.in_sample for f in _fold_list(self.bars, self.k)])
 
 
 def _trials(url, name):
@@ -93,8 +95,8 @@ def test_objective_values_penalties_and_composite():
     assert objective_value(metrics, "sharpe") == (1.5, None)
     assert objective_value(metrics, "composite")[0] == pytest.approx(0.4 * 1.5 + 0.2 * 2 + 0.2 * 3 + 0.2 * 1)
     few = objective_value({**metrics, "trade_count": 4}, "sharpe", min_trades=10)
-    assert few == (PENALTY + 0.4, "4 trade(s), below the minimum of 10")
-    assert objective_value({**metrics, "sharpe": None}, "sharpe") == (PENALTY, "sharpe is undefined")
+    assert few == (PENALTY + 0.4, "penalised: 4 trades < min 10")
+    assert objective_value({**metrics, "sharpe": None}, "sharpe") == (PENALTY, "penalised: sharpe undefined")
     assert objective_value({**metrics, "sharpe": -250.0}, "sharpe")[0] == objective_module.VALUE_FLOOR
     no_loss = {**metrics, "profit_factor": None}
     assert objective_value(no_loss, "profit_factor") == (VALUE_CAP, None)
@@ -109,7 +111,8 @@ def test_max_warmup_covers_the_whole_search_space():
 
 def test_objective_records_its_ranges_and_prunes_invalid_parameters(bars):
     fold_list = _fold_list(bars)
-    objective = make_objective(bars, "sma_cross", CONFIG, objective="sharpe", min_trades=3, folds=fold_list)
+    objective = make_objective(bars, "sma_cross", CONFIG, objective="sharpe", min_trades=3,
+                               windows=[f.in_sample for f in fold_list])
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
     study.enqueue_trial({"fast": 50, "slow": 20})
     study.enqueue_trial({"fast": 5, "slow": 40})
@@ -120,9 +123,9 @@ def test_objective_records_its_ranges_and_prunes_invalid_parameters(bars):
     assert invalid.user_attrs["pruned_reason"] == "invalid parameters: fast: 50 must be below slow (20)"
     assert valid.state == TrialState.COMPLETE
     assert valid.user_attrs["bar_ranges"] == [
-        {"fold": f.index, "read_start": f.in_sample.read_start, "start": f.in_sample.start, "end": f.in_sample.end}
+        {"window": f.index, "read_start": f.in_sample.read_start, "start": f.in_sample.start, "end": f.in_sample.end}
         for f in fold_list]
-    records = valid.user_attrs["fold_metrics"]
+    records = valid.user_attrs["window_metrics"]
     assert [r["value"] for r in records] == [r["metrics"]["sharpe"] for r in records]
     assert valid.value == pytest.approx(np.mean([r["value"] for r in records]))
     assert valid.intermediate_values == pytest.approx(
@@ -166,29 +169,43 @@ def test_a_restarted_worker_does_not_replay_the_random_sequence(url, bars):
 
 # --------------------------------------------------------------------------- hold-out isolation
 
-def test_the_holdout_never_reaches_the_optimiser(tmp_path, bars):
-    kwargs = dict(strategy_key="sma_cross", engine_config=CONFIG, min_trades=3, sampler="random", n_trials=10,
+def test_each_study_reads_only_its_own_window_and_the_holdout_never(tmp_path, bars):
+    kwargs = dict(strategy_key="sma_cross", engine_config=CONFIG, min_trades=3, sampler="random", n_trials=8,
                   seed=3, folds=3, holdout_share=0.2, top_n=2, pruner="none")
-    result = train(bars, storage_url=f"sqlite:///{tmp_path}/a.db", study_name="iso", **kwargs).to_dict()
+    url = f"journal+file://{tmp_path}/a.log"
+    result = train(bars, storage_url=url, study_name="iso", **kwargs).to_dict()
     optimise_end = result["optimisation"]["end_index"]
     assert result["holdout"]["start_index"] == optimise_end == 1920
     assert result["holdout"]["end_index"] == len(bars)
-    is_windows = [(f["in_sample"]["start_index"], f["in_sample"]["end_index"]) for f in result["folds"]]
-    for trial in _trials(f"sqlite:///{tmp_path}/a.db", "iso"):
-        ranges = trial.user_attrs["bar_ranges"]
-        assert [(r["start"], r["end"]) for r in ranges] == is_windows
-        assert all(0 <= r["read_start"] < r["start"] < r["end"] <= optimise_end for r in ranges)
-        assert max(r["end"] for r in ranges) - 1 < result["holdout"]["start_index"]
+    assert result["studies"] == {"fold-0": "iso.fold-0", "fold-1": "iso.fold-1", "fold-2": "iso.fold-2",
+                                 "final": "iso.final"}
+    for fold in result["folds"]:
+        is_, oos = fold["in_sample"], fold["out_of_sample"]
+        trials = _trials(url, f"iso.fold-{fold['index']}")
+        assert len(trials) == 8
+        for trial in trials:
+            # A fold's study never reads a bar of its own out-of-sample window, nor anything later.
+            assert [(r["start"], r["end"]) for r in trial.user_attrs["bar_ranges"]] == \
+                [(is_["start_index"], is_["end_index"])]
+            assert trial.user_attrs["bar_ranges"][0]["end"] <= oos["start_index"]
+    final = result["final_window"]
+    assert (final["start_index"], final["end_index"]) == (501, optimise_end)
+    for trial in _trials(url, "iso.final"):
+        assert [(r["start"], r["end"]) for r in trial.user_attrs["bar_ranges"]] == [(501, optimise_end)]
 
-    # Structural proof: wreck the hold-out prices and the optimiser sees exactly the same study.
+    # Structural proof: wreck the hold-out prices and the optimiser sees exactly the same studies.
     wrecked = {k: getattr(bars, k).copy() for k in ("open", "high", "low", "close")}
     for arr in wrecked.values():
         arr[optimise_end:] *= np.linspace(1, 3, len(bars) - optimise_end)
     poisoned = Bars(bars.time, wrecked["open"], wrecked["high"], wrecked["low"], wrecked["close"],
                     bars.volume, "1h")
-    again = train(poisoned, storage_url=f"sqlite:///{tmp_path}/b.db", study_name="iso", **kwargs).to_dict()
-    strip = [(t["number"], t["params"], t["value"], t["folds"]) for t in result["trials"]["items"]]
-    assert strip == [(t["number"], t["params"], t["value"], t["folds"]) for t in again["trials"]["items"]]
+    again = train(poisoned, storage_url=f"journal+file://{tmp_path}/b.log", study_name="iso", **kwargs).to_dict()
+
+    def strip(r):
+        return [(t["study"], t["number"], t["params"], t["value"], t["windows"]) for t in r["trials"]["items"]]
+
+    assert strip(result) == strip(again)
+    assert [f["params"] for f in result["folds"]] == [f["params"] for f in again["folds"]]
     assert again["holdout"]["metrics"] != result["holdout"]["metrics"]
 
 
@@ -270,7 +287,7 @@ def test_a_trial_started_after_the_budget_was_claimed_is_discarded_and_the_worke
     worker's look and its next trial. That trial is discarded before any work, the worker
     waits for the others' trials to finish, and the study ends with exactly 40."""
     create_study(url, "race", sampler="random", seed=1, pruner="none")
-    other = optuna.load_study(study_name="race", storage=url)  # a second worker, no heartbeat
+    other = optuna.load_study(study_name="race", storage=make_storage(url))  # a second worker
     foreign = []
 
     def claim_everything_left(frozen):
@@ -354,12 +371,12 @@ def test_hopeless_trials_are_pruned_between_folds(url, bars):
     create_study(url, "prune", sampler="random", seed=4, pruner="median")
     report = run_trials(url, "prune", _Factory(bars, k=4), n_trials_total=30)
     pruned = [t for t in _trials(url, "prune") if t.state == TrialState.PRUNED
-              and t.user_attrs["pruned_reason"].startswith("pruned after fold")]
+              and t.user_attrs["pruned_reason"].startswith("pruned after window")]
     assert pruned, "the median pruner never fired"
     assert report.complete + report.pruned == 30
     for t in pruned:
         step = int(t.user_attrs["pruned_reason"].split()[3].rstrip(":"))
-        assert len(t.user_attrs["fold_metrics"]) == step + 1 < 4  # the remaining folds were never run
+        assert len(t.user_attrs["window_metrics"]) == step + 1 < 4  # the remaining windows were never run
 
 
 # --------------------------------------------------------------------------- stopping
@@ -404,29 +421,47 @@ def test_train_returns_the_documented_json(url, bars):
                    sampler="tpe", n_trials=14, seed=8, folds=3, holdout_share=0.2, storage_url=url,
                    study_name="json", top_n=3).to_dict()
     text = json.dumps(result, allow_nan=False)  # strict JSON: no NaN or Infinity anywhere
-    assert json.loads(text)["trials"]["count"] == 14
+    assert json.loads(text)["trials"]["count"] == 14 * 4  # 3 fold studies + the final one
     assert result["status"] == "complete"
-    assert result["trials"]["complete"] + result["trials"]["pruned"] == 14
+    assert {k: v["complete"] + v["pruned"] for k, v in result["trials"]["per_study"].items()} == \
+        {"fold-0": 14, "fold-1": 14, "fold-2": 14, "final": 14}
     item = result["trials"]["items"][0]
-    assert {"number", "params", "value", "state", "folds"} <= set(item)
-    assert result["best"]["value"] == max(t["value"] for t in result["trials"]["items"] if t["value"] is not None)
+    assert {"number", "study", "fold", "params", "value", "penalty", "state", "windows"} <= set(item)
+    final_items = [t for t in result["trials"]["items"] if t["study"] == "final" and t["value"] is not None
+                   and not t["penalty"]]
+    assert result["best"]["study"] == "final"
+    assert result["best"]["value"] == max(t["value"] for t in final_items)
     assert len(result["folds"]) == 3
     for fold in result["folds"]:
+        own = [t for t in result["trials"]["items"] if t["study"] == f"fold-{fold['index']}"
+               and t["state"] == "complete"]
+        # Each fold's parameters are the best of its own study, on its own in-sample window.
+        best_own = max(own, key=lambda t: (t["penalty"] is None, t["value"]))
+        assert fold["params"] == best_own["params"] and fold["trial"] == best_own["number"]
         for side in ("in_sample", "out_of_sample"):
-            assert {"start", "end", "metrics"} <= set(fold[side])
+            assert {"start", "end", "metrics", "annualised_return"} <= set(fold[side])
             assert fold[side]["start"] == int(bars.time[fold[side]["start_index"]])
-    assert result["folds"][0]["out_of_sample"]["start"] == result["folds"][0]["in_sample"]["end"]
+        assert fold["out_of_sample"]["start"] == fold["in_sample"]["end"]
+        wfe, is_ann = fold["walkforward_efficiency"], fold["in_sample"]["annualised_return"]
+        assert wfe == (pytest.approx(fold["out_of_sample"]["annualised_return"] / is_ann) if is_ann > 0 else None)
+    oos = result["out_of_sample"]
+    assert oos["n_folds"] == 3 and oos["metrics"]["trade_count"] == sum(
+        f["out_of_sample"]["metrics"]["trade_count"] for f in result["folds"])
+    assert result["walkforward"]["efficiency"] == oos["walkforward_efficiency"]
     assert result["holdout"]["start"] == int(bars.time[1920]) and result["holdout"]["end"] == int(bars.time[-1]) + HOUR
     assert result["holdout"]["metrics"]["trade_count"] >= 0
     assert 0.0 <= result["dsr"] <= 1.0 and 0.0 <= result["pbo"] <= 1.0
-    assert result["pbo_detail"]["n_configs"] == result["trials"]["complete"]
+    # DSR counts every trial tried in every study; PBO's matrix is the final study's configurations.
+    assert result["dsr_detail"]["n_trials"] == result["trials"]["tried"] > result["trials"]["per_study"]["final"]["tried"]
+    assert result["pbo_detail"]["n_configs"] == len({tuple(sorted(t["params"].items()))
+                                                     for t in result["trials"]["items"]
+                                                     if t["study"] == "final" and t["state"] == "complete"})
     assert result["verdict"]["text"] in ("likely robust", "promising but fragile", "likely overfit",
                                          "insufficient evidence")
     assert result["verdict"]["reasons"] and all(isinstance(r, str) for r in result["verdict"]["reasons"])
     assert [c["rank"] for c in result["candidates"]] == [1, 2, 3]
     assert result["candidates"][0]["params"] == result["best"]["params"]
     assert result["stability"]["n_evaluated"] > 0
-    assert result["out_of_sample"]["n_folds"] == 3
 
 
 def test_combined_out_of_sample_chains_fold_returns():
@@ -447,10 +482,13 @@ def test_train_with_no_completed_trial_says_there_is_nothing_to_validate(url, ba
     result = train(bars, strategy_key="sma_cross", sampler="grid", grid={"fast": [50], "slow": [20, 30]},
                    n_trials=10, folds=3, storage_url=url, study_name="none").to_dict()
     json.dumps(result, allow_nan=False)
-    assert result["trials"]["count"] == 2 and result["trials"]["invalid"] == 2
+    assert result["trials"]["count"] == 8 and result["trials"]["invalid"] == 8  # 2 grid points × 4 studies
     assert result["best"] is None and result["dsr"] is None and result["pbo"] is None
+    assert [f["params"] for f in result["folds"]] == [None, None, None]
+    assert result["out_of_sample"]["metrics"] is None
     assert result["verdict"]["text"] == "insufficient evidence"
-    assert result["verdict"]["reasons"] == ["No trial completed (2 pruned, 0 failed): nothing to validate."]
+    assert result["verdict"]["reasons"] == [
+        "No trial of the final study completed (2 pruned, 0 failed): nothing to validate."]
 
 
 def test_train_refuses_impossible_configurations(url, bars):
@@ -486,14 +524,14 @@ def postgres_url():
 @pytest.mark.slow
 def test_two_worker_processes_share_a_postgres_study_exactly(postgres_url, bars):
     seen = []
-    result = train(bars, strategy_key="sma_cross", engine_config=CONFIG, min_trades=3, sampler="tpe", n_trials=24,
+    result = train(bars, strategy_key="sma_cross", engine_config=CONFIG, min_trades=3, sampler="tpe", n_trials=12,
                    seed=1, folds=3, storage_url=postgres_url, study_name="pg", n_workers=2, top_n=2,
-                   on_trial_finished=seen.append).to_dict()
+                   on_trial_finished=lambda study, t: seen.append((study, t.number))).to_dict()
     assert result["status"] == "complete"
-    assert result["trials"]["complete"] + result["trials"]["pruned"] == 24
+    assert result["trials"]["complete"] + result["trials"]["pruned"] == 12 * 4
     assert len(result["workers"]) == 2 and all(w["stop_reason"] == "budget_reached" for w in result["workers"])
-    assert sum(w["complete"] + w["pruned"] for w in result["workers"]) == 24
-    assert sorted(t.number for t in seen) == sorted(t["number"] for t in result["trials"]["items"])
+    assert sum(w["complete"] + w["pruned"] for w in result["workers"]) == 12 * 4
+    assert sorted(seen) == sorted((t["study"], t["number"]) for t in result["trials"]["items"])
     with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={PG_DB}") as conn:
         tables = {r[0] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'optuna'")}

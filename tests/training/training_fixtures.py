@@ -2,12 +2,10 @@
 (they are pooled outside Django; an open one would block dropping the test database)."""
 from __future__ import annotations
 
-import gc
-
 import pytest
-from django.db import connection
+import redis
+from django.conf import settings
 
-from apps.training import services as training_services
 from apps.marketdata import services as md
 
 from .conftest import MIN, T0, ms_dt, wave_candles
@@ -17,20 +15,20 @@ END = T0 + BARS * MIN
 BODY_TIMES = {"start": ms_dt(T0).isoformat(), "end": ms_dt(END).isoformat()}
 
 
-def close_optuna_connections() -> None:
-    gc.collect()  # pooled engines of studies no longer referenced close their connections
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
-                           "AND datname = current_database() AND pid <> pg_backend_pid()",
-                           [training_services.OPTUNA_APPLICATION_NAME])
+def delete_optuna_journals() -> None:
+    """Training runs keep their optuna journal in this test slot's Redis database; drop them."""
+    if settings.REDIS_URL:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter("tradepulse:optuna:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
 
 
 @pytest.fixture(autouse=True)
-def _optuna_connections_closed(django_db_blocker):
+def _optuna_connections_closed():
     yield
-    with django_db_blocker.unblock():
-        close_optuna_connections()
+    delete_optuna_journals()
 
 
 @pytest.fixture
