@@ -18,11 +18,13 @@ Units: fractions are of a price or of equity, never percents (0.001 = 0.1 %). Bo
     stop_loss      0 < v < 1 (a 100 % stop is no stop), or empty = off
     take_profit    0 < v <= 10 (1000 %), or empty = off
     trailing_stop  0 < v < 1, or empty = off
+    price_step     >= 0, quote currency (the market's tick; 0 = no rounding)
+    min_notional   >= 0, quote currency (0 = none)
 
 The engine checks its own invariants again (quant/engine/config.py); these bounds are the
 stricter, human ones: a fee above 5 % is a typo (0.1 meant as 0.1 %), not a market.
-(When the engine grows market rules such as price_step/min_notional, add them here and they
-reach every model, serializer and copy at once.)
+When the engine grows a setting, add it here and it reaches every model, serializer and copy
+at once (tests/strategies/test_execution_settings.py checks the two agree).
 """
 from __future__ import annotations
 
@@ -106,6 +108,13 @@ class ExecutionSettings(models.Model):
                   "and below 1; empty = off.")
     allow_short = models.BooleanField(
         default=False, help_text="Take the strategy's short entries; otherwise they are ignored.")
+    price_step = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0)],
+        help_text="The market's price tick, in quote currency: stop, trailing and target levels are rounded to "
+                  "it the exchange's way (0 = no rounding).")
+    min_notional = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0)],
+        help_text="The market's minimum order value, in quote currency: smaller entries are skipped (0 = none).")
 
     class Meta:
         abstract = True

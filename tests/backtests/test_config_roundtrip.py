@@ -15,7 +15,8 @@ from .conftest import MIN, T0, ms_dt
 # Every execution setting away from its default: risk sizing, stops, target, trailing stop,
 # shorts, costs, rounding. On the wave data these exit by take-profit and by trailing stop.
 SETTINGS = dict(cash=5000.0, fee=0.0015, slippage=0.0005, sizing="risk", size_value=0.02, amount_step=0.001,
-                min_amount=0.01, stop_loss=0.004, take_profit=0.08, trailing_stop=0.01, allow_short=True)
+                min_amount=0.01, stop_loss=0.004, take_profit=0.08, trailing_stop=0.01, allow_short=True,
+                price_step=0.01, min_notional=5.0)
 RANGE = dict(timeframe="1m", start=ms_dt(T0), end=ms_dt(T0 + 1000 * MIN))
 
 
