@@ -3,7 +3,8 @@
 `build_client()` merges `settings.CCXT_OVERRIDES[exchange_id]` (env TRADEPULSE_CCXT_OVERRIDES)
 deeply into the config, so a real ccxt client can be pointed at a local simulator; rate
 limiting is on unless an override turns it off. `call()` runs one exchange call with retries
-and exponential backoff on transient failures (network, 429, 5xx, timeouts) and turns every
+and exponential backoff on recoverable failures (ccxt `OperationFailed`: network, 429, 5xx,
+timeouts, exchange internal errors such as Binance -1000) and turns every
 ccxt error into a `MarketDataError` whose message names the problem (unknown symbol,
 unsupported timeframe, rejected credentials...) and never contains a secret.
 
@@ -26,10 +27,17 @@ from .timeframes import TIMEFRAMES
 
 log = logging.getLogger(__name__)
 
-# Transient failures worth another try. In ccxt 4.5 HTTP 429 raises DDoSProtection and
-# RateLimitExceeded is not its subclass; both (and the rest) are NetworkErrors.
-RETRYABLE = (ccxt.NetworkError, ccxt.DDoSProtection, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable,
-             ccxt.RequestTimeout)
+# Failures worth another try on a READ. ccxt splits its errors in two families:
+# `OperationFailed` means the request did not get a definite answer and may succeed if sent again
+# (every NetworkError: timeouts, HTTP 429 (DDoSProtection / RateLimitExceeded), 5xx pages
+# (ExchangeNotAvailable, OnMaintenance), InvalidNonce; and the rest: BadResponse, NullResponse,
+# and exchange codes mapped to it, e.g. Binance's HTTP 500 code -1000 "unknown error").
+# `ExchangeError` means the exchange understood and refused (bad symbol, bad interval, rejected
+# key, not supported): the same request is refused again, so it fails at once. freqtrade's
+# exchange wrapper treats OperationFailed as temporary the same way (it also retries plain
+# ExchangeErrors; we do not, so a typo in a symbol is not retried for a minute).
+# Writes (orders) are only retried by a caller that has an idempotent client order id.
+RETRYABLE = (ccxt.OperationFailed,)
 RETRY_ATTEMPTS = 6  # first try + 5 retries
 RETRY_BASE_DELAY = 0.5  # seconds; doubles each retry, with jitter
 RETRY_MAX_DELAY = 30.0
@@ -170,6 +178,9 @@ def translate_error(exc: Exception, client: ccxt.Exchange, *, symbol: str | None
                                    retryable=True)
     if isinstance(exc, ccxt.NetworkError):
         return ExchangeUnavailable(f"Could not reach {ex}{tries} (network error: {type(exc).__name__}).",
+                                   retryable=True)
+    if isinstance(exc, ccxt.OperationFailed):
+        return ExchangeUnavailable(f"{ex} kept failing{tries} (exchange-side error, {type(exc).__name__}): {short}",
                                    retryable=True)
     if isinstance(exc, ccxt.NotSupported):
         return MarketDataError(f"{ex} does not support this through ccxt: {short}")

@@ -473,6 +473,9 @@ class Faults:
     retry_after_s: int = 1
     server_error_next: int = 0
     server_error_status: int = 503
+    #: next N -> HTTP 500 {"code": -1000, "msg": "An unknown error occurred..."} (Binance's internal
+    #: error, which ccxt raises as OperationFailed: not a NetworkError)
+    internal_error_next: int = 0
     timeout_next: int = 0
     timeout_mode: str = "sleep"  # "sleep": answer after timeout_sleep_s; "drop": close without answer
     timeout_sleep_s: float = 2.0
@@ -501,7 +504,7 @@ class RequestRecord:
     params: dict
     status: int
     time: float  # wall-clock seconds when the request arrived
-    fault: str | None = None  # "rate_limit" / "server_error" / "timeout" / None
+    fault: str | None = None  # "rate_limit" / "server_error" / "internal_error" / "timeout" / None
 
 
 # --------------------------------------------------------------------------- #
@@ -645,7 +648,7 @@ class ExchangeSimulator(AccountMixin):
         init_faults = dict(faults.__dict__) if isinstance(faults, Faults) else dict(faults or {})
         init_faults.update(fault_kwargs)
         self.set_faults(**init_faults)
-        self._fault_counts = {"rate_limit": 0, "server_error": 0, "timeout": 0,
+        self._fault_counts = {"rate_limit": 0, "server_error": 0, "internal_error": 0, "timeout": 0,
                               "malformed_rows": 0, "missing_hits": 0, "unsupported": 0, "reject": 0,
                               "insufficient_balance": 0, "timeout_after_accept": 0, "partial_fill": 0,
                               "auth_fail": 0}
@@ -898,6 +901,8 @@ class ExchangeSimulator(AccountMixin):
                 raise ApiError(429, -1003, "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per "
                                "minute. Please use the websocket for live updates to avoid polling the API.",
                                {"Retry-After": str(int(self._faults.retry_after_s))})
+            elif fault == "internal_error":
+                raise ApiError(500, -1000, "An unknown error occurred while processing the request.")
             elif fault == "server_error":
                 status = int(self._faults.server_error_status)
                 payload, ctype = _html_error(status), "text/html"
@@ -938,6 +943,9 @@ class ExchangeSimulator(AccountMixin):
             elif f.server_error_next > 0:
                 f.server_error_next -= 1
                 kind = "server_error"
+            elif f.internal_error_next > 0:
+                f.internal_error_next -= 1
+                kind = "internal_error"
             if kind:
                 self._fault_counts[kind] += 1
         if kind == "timeout" and f.timeout_mode == "sleep":

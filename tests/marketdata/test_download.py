@@ -63,6 +63,7 @@ def test_a_range_overlapping_stored_data_fetches_only_the_rest(alice, btc, sim):
     ({"rate_limit_next": 3}, "rate_limit"),
     ({"server_error_next": 3, "server_error_status": 503}, "server_error"),
     ({"server_error_next": 2, "server_error_status": 502}, "server_error"),
+    ({"internal_error_next": 3}, "internal_error"),  # Binance HTTP 500 code -1000 (ccxt OperationFailed)
     ({"timeout_next": 2, "timeout_sleep_s": 1.0}, "timeout"),
     ({"timeout_next": 2, "timeout_mode": "drop"}, "timeout"),
 ])
@@ -78,6 +79,7 @@ def test_transient_faults_are_retried_and_the_job_completes(alice, btc, sim, set
 @pytest.mark.parametrize("faults, error", [
     ({"rate_limit_next": 1000}, "binance kept refusing requests as too many after 6 attempts (rate limited, HTTP 429)."),
     ({"server_error_next": 1000}, "binance is not available after 6 attempts (server error or maintenance)"),
+    ({"internal_error_next": 1000}, "binance kept failing after 6 attempts (exchange-side error, OperationFailed)"),
     ({"timeout_next": 1000, "timeout_sleep_s": 0.5}, "binance did not answer in time after 6 attempts (request timeout)."),
     ({"timeout_next": 1000, "timeout_mode": "drop"}, "Could not reach binance after 6 attempts (network error"),
 ])

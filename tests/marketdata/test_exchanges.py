@@ -40,6 +40,7 @@ def test_unknown_exchange_and_missing_sandbox_are_clear_errors(settings):
 @pytest.mark.parametrize("fault, expected_class", [
     ({"rate_limit_next": 2}, ccxt.DDoSProtection),
     ({"server_error_next": 2}, ccxt.ExchangeNotAvailable),
+    ({"internal_error_next": 2}, ccxt.OperationFailed),  # Binance HTTP 500 -1000: not a NetworkError
     ({"timeout_next": 1, "timeout_sleep_s": 1.0}, ccxt.RequestTimeout),
     ({"timeout_next": 1, "timeout_mode": "drop"}, ccxt.NetworkError),
 ])
@@ -63,6 +64,27 @@ def test_backoff_doubles_and_gives_up_with_a_clear_message(sim):
         call(client, "fetch_ohlcv", "BTC/USDT", "1m", attempts=4, sleep=delays.append)
     assert len(delays) == 3
     assert delays[1] > delays[0] * 1.2 and delays[2] > delays[1] * 1.2  # exponential, with jitter
+
+
+def test_binance_internal_error_is_an_operation_failed_not_a_network_error(sim):
+    """Why the downloader must retry OperationFailed: ccxt does not call -1000 a network error."""
+    client = build_client("binance")
+    client.load_markets()
+    sim.set_faults(internal_error_next=1)
+    with pytest.raises(ccxt.OperationFailed) as caught:
+        client.fetch_ohlcv("BTC/USDT", "1m", limit=5)
+    assert not isinstance(caught.value, ccxt.NetworkError)
+    assert "-1000" in str(caught.value)
+
+
+def test_a_refusal_is_not_retried(sim):
+    client = build_client("binance")
+    call(client, "load_markets")
+    sim.clear_requests()
+    with pytest.raises(UnknownSymbol):
+        call(client, "fetch_ohlcv", "BTC/USDT", "1m", params={"symbol": "NOPEUSDT"}, symbol="NOPE/USDT",
+             sleep=lambda s: pytest.fail("a refusal was retried"))
+    assert len(sim.requests_to("klines")) == 1
 
 
 def test_unknown_symbol_and_unsupported_timeframe_are_named(sim):
