@@ -48,8 +48,14 @@ class BacktestSpec:
 
     @classmethod
     def build(cls, *, strategy_key: str, parameters: dict | None, timeframe: str, start_ms=None, end_ms=None,
-              allow_gaps: bool = False, **engine_kwargs) -> BacktestSpec:
-        """Validate every input; raises django ValidationError naming the field and problem."""
+              allow_gaps: bool = False, market=None, **engine_kwargs) -> BacktestSpec:
+        """Validate every input; raises django ValidationError naming the field and problem.
+
+        With `market`, settings left out take the market's defaults (`market_engine_defaults`),
+        so the same request gives the same trades through every door.
+        """
+        if market is not None:
+            engine_kwargs = market_engine_defaults(market, engine_kwargs)
         errors = {}
         try:
             strategy = get_strategy(strategy_key)
@@ -79,6 +85,16 @@ class BacktestSpec:
         if errors:
             raise ValidationError(errors)
         return cls(strategy_key, parameters, timeframe, start_ms, end_ms, engine, allow_gaps)
+
+
+def market_engine_defaults(market, engine: dict) -> dict:
+    """The one place engine settings a request left out (absent or None) are filled from the
+    market: order sizes are rounded to the market's amount step (0 = no rounding when the market
+    has none). A value given explicitly, 0 included, is kept."""
+    engine = dict(engine)
+    if engine.get("amount_step") is None:
+        engine["amount_step"] = float(market.amount_step or 0)
+    return engine
 
 
 @dataclass
@@ -206,7 +222,7 @@ def backtest_create(*, owner, market, timeframe: str, start: datetime, end: date
     if start is None or end is None:
         raise ValidationError({"start": "A backtest needs a start and an end."})
     spec = BacktestSpec.build(strategy_key=strategy_key, parameters=parameters, timeframe=timeframe,
-                              start_ms=_ms(start), end_ms=_ms(end), allow_gaps=allow_gaps, **engine)
+                              start_ms=_ms(start), end_ms=_ms(end), allow_gaps=allow_gaps, market=market, **engine)
     _check_range(market, spec)
     run = BacktestRun(owner=owner, market=market, timeframe=timeframe, start=start, end=end, config=config,
                       strategy_key=spec.strategy_key, parameters=spec.parameters, allow_gaps=allow_gaps,

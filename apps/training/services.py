@@ -184,7 +184,7 @@ def _validated(*, market, timeframe, start, end, strategy_key, objective, min_tr
                            holdout_share=holdout_share, n_trials=n_trials, n_workers=n_workers, top_n=top_n,
                            min_trades=min_trades)
     spec = training_spec(strategy_key=strategy_key, timeframe=timeframe, start_ms=_ms(start), end_ms=_ms(end),
-                         allow_gaps=allow_gaps, **engine)
+                         allow_gaps=allow_gaps, market=market, **engine)
     total = candle_count(market, timeframe, spec.start_ms, spec.end_ms)
     check_data(spec, total, range_gaps(market, spec))
     try:

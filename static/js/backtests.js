@@ -174,9 +174,10 @@
       $('#bt-gaps').innerHTML = gaps.length
         ? `<strong class="error">${gaps.length} gap(s) in this data:</strong><ul class="gap-list">${gaps.slice(0, 6).map((g) => `<li>${TP.fmtTime(g.start)} → ${TP.fmtTime(g.end)} (${g.candles} bars${g.exchange_has_no_data ? ', exchange has no data' : ''})</li>`).join('')}</ul>${gaps.length > 6 ? `<span class="muted">and ${gaps.length - 6} more</span>` : ''}`
         : '<span class="badge good">No gaps</span>';
+      $('#bt-step').value = '';  // empty = the market's step, filled in by the server
       try {
         const m = await TP.api(`/api/v1/markets/${d.market}/`, {quiet: true});
-        if (m.amount_step) $('#bt-step').value = Number(m.amount_step);
+        $('#bt-step').placeholder = m.amount_step ? `market's step: ${Number(m.amount_step)}` : 'market has no step (0)';
       } catch (e) { /* a market you may not see has no step to offer */ }
     }
     $('#bt-sizing').onchange = () => {
@@ -226,11 +227,12 @@
         strategy_key: current.key, parameters: TP.readParams($('#bt-params'), current.params),
         market: d.market, timeframe: d.timeframe, start: TP.localInputToIso($('#bt-start').value), end: TP.localInputToIso($('#bt-end').value),
         cash: Number($('#bt-cash').value), fee: TP.pctToFraction($('#bt-fee').value), slippage: TP.pctToFraction($('#bt-slippage').value),
-        sizing: $('#bt-sizing').value, size_value: Number($('#bt-size').value), amount_step: Number($('#bt-step').value || 0),
+        sizing: $('#bt-sizing').value, size_value: Number($('#bt-size').value),
         stop_loss: TP.pctToFraction($('#bt-sl').value), take_profit: TP.pctToFraction($('#bt-tp').value),
         trailing_stop: TP.pctToFraction($('#bt-trail').value), allow_short: $('#bt-short').checked,
         allow_gaps: $('#bt-allow-gaps').checked, name: $('#bt-name').value,
       };
+      if ($('#bt-step').value !== '') body.amount_step = Number($('#bt-step').value);  // else the market's (server)
       if ($('#bt-config').value) body.config = Number($('#bt-config').value);
       $('#bt-submit').disabled = true;
       try {

@@ -32,7 +32,7 @@ def test_run_stores_exactly_what_the_engine_computes(alice, market, django_captu
     candles = wave_candles(1000)
     bars = Bars(candles.time, candles.open, candles.high, candles.low, candles.close, candles.volume, "1m")
     expected = engine_run(bars, get_strategy("sma_cross").signals(bars, PARAMS),
-                          EngineConfig(fee=0.001, slippage=0.0005, stop_loss=0.02, amount_step=0.0))
+                          EngineConfig(fee=0.001, slippage=0.0005, stop_loss=0.02, amount_step=0.001))  # the market's step
     records = trades_as_records(expected)
     assert len(records) > 5
     stored = list(run.trades.order_by("number"))

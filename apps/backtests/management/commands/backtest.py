@@ -58,13 +58,12 @@ class Command(TradePulseCommand):
         except json.JSONDecodeError as exc:
             raise CommandError(f"--params is not valid JSON: {exc.msg} at position {exc.pos}") from None
         market = market_by_names(o["exchange"], o["symbol"])
-        step = o["size_step"] if o["size_step"] is not None else float(market.amount_step or 0)
         spec = services.BacktestSpec.build(
             strategy_key=o["strategy"], parameters=params, timeframe=o["timeframe"],
             start_ms=parse_time_ms(o["start"]) if o["start"] else None,
-            end_ms=parse_time_ms(o["end"]) if o["end"] else None, allow_gaps=o["allow_gaps"],
+            end_ms=parse_time_ms(o["end"]) if o["end"] else None, allow_gaps=o["allow_gaps"], market=market,
             cash=o["cash"], fee=o["fee"], slippage=o["slippage"], sizing=o["sizing"], size_value=o["size_value"],
-            amount_step=step, stop_loss=o["stop_loss"], take_profit=o["take_profit"],
+            amount_step=o["size_step"], stop_loss=o["stop_loss"], take_profit=o["take_profit"],
             trailing_stop=o["trailing_stop"], allow_short=o["allow_short"],
         )
         if o["save_as"]:
