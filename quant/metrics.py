@@ -386,3 +386,44 @@ def compute_all(result, bars_per_year: float | None = None, *, bar_ms: int | Non
     trades = result.trades
     return compute_from_arrays(result.equity, trades["pnl"], trades["return"], result.exposure,
                                bars_per_year, bar_ms, benchmark_sharpe)
+
+
+# --------------------------------------------------------------------------- how far to trust them
+
+#: Below these, figures are shown with a warning: annualised figures extrapolate the period to a
+#: year, and trade statistics (win rate, profit factor, SQN, PSR) need enough closed trades.
+MIN_RELIABLE_DAYS = 90
+MIN_RELIABLE_TRADES = 30
+_DAY_MS = 24 * 60 * 60 * 1000
+
+
+def caveats(metrics: dict, *, span_ms: int, open_position: dict | None = None) -> list[dict]:
+    """Warnings a reader must see next to a result: [{code, message}], empty when none apply.
+
+    ``span_ms`` is the length of the tested period. Codes: ``short_period`` (annualised from
+    under MIN_RELIABLE_DAYS days), ``no_trades``, ``open_position_only`` (no closed trade, one
+    still open: nothing to compute trade statistics from), ``few_trades`` (1 to
+    MIN_RELIABLE_TRADES - 1 closed trades).
+    """
+    out = []
+    days = span_ms / _DAY_MS
+    if days < MIN_RELIABLE_DAYS:
+        out.append({"code": "short_period", "message": (
+            f"Short period: annualised figures (CAGR, volatility, Sharpe, Sortino, Calmar) extrapolate "
+            f"{days:.1f} days to a year; under {MIN_RELIABLE_DAYS} days they are not reliable.")})
+    count = int(metrics.get("trade_count") or 0)
+    if count == 0 and open_position:
+        p = open_position
+        out.append({"code": "open_position_only", "message": (
+            f"No closed trade: the only position ({p.get('side')} {p.get('size'):g} from {p.get('entry_price'):g}) is "
+            f"still open at the end, so win rate and the other trade statistics are undefined; the result is its "
+            f"unrealised PnL ({p.get('unrealized_pnl', 0):+.2f}).")})
+    elif count == 0:
+        out.append({"code": "no_trades", "message": (
+            "No trades: the strategy never entered a position in this period, so the trade statistics are "
+            "undefined.")})
+    elif count < MIN_RELIABLE_TRADES:
+        out.append({"code": "few_trades", "message": (
+            f"Only {count} closed trade{'s' if count != 1 else ''}: win rate, profit factor, expectancy, SQN and the "
+            f"probabilistic Sharpe ratio are not significant under {MIN_RELIABLE_TRADES} trades.")})
+    return out

@@ -1,6 +1,7 @@
 """Backtest serializers: the API's and the live events' payloads are the same."""
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.marketdata.models import Market
@@ -10,6 +11,7 @@ from apps.strategies.serializers import ExecutionSettingsSerializer
 from tradepulse.core.api import ScopedPrimaryKeyRelatedField
 
 from .models import BacktestRun, BacktestTrade
+from .selectors import run_warnings
 
 
 class BacktestRunSerializer(serializers.ModelSerializer):
@@ -17,6 +19,8 @@ class BacktestRunSerializer(serializers.ModelSerializer):
     exchange = serializers.CharField(source="market.exchange.name", read_only=True)
     owner = serializers.CharField(source="owner.username", read_only=True)
     duration_s = serializers.FloatField(read_only=True)
+    warnings = serializers.SerializerMethodField(
+        help_text="[{code, message}]: short period, few or no closed trades, only an open position.")
 
     class Meta:
         model = BacktestRun
@@ -24,8 +28,12 @@ class BacktestRunSerializer(serializers.ModelSerializer):
                   "parameters", "config", "market", "market_symbol", "exchange", "timeframe", "start", "end",
                   *EXECUTION_FIELDS, "allow_gaps", "candle_count", "fingerprint", "code_version", "metrics", "timings",
                   "final_equity", "open_position", "skipped_entries", "gaps", "created_at", "started_at",
-                  "finished_at", "duration_s"]
+                  "finished_at", "duration_s", "warnings"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_warnings(self, run) -> list[dict]:
+        return run_warnings(run)
 
 
 # The execution settings' input fields, derived from the one model definition.

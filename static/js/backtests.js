@@ -53,8 +53,10 @@
       ];
       $('#setup-table tbody').innerHTML = setup.map(([k, v]) => `<tr><th>${k}</th><td>${['Fingerprint', 'Code version'].includes(k) ? v : TP.esc(v)}</td></tr>`).join('');
       if (r.state === 'succeeded') {
-        const days = (new Date(r.end) - new Date(r.start)) / 86400000;
-        $('#metrics-note').textContent = days < 90 ? `Annualised figures (CAGR, volatility, Sharpe, Sortino, Calmar) extrapolate ${TP.fmtNum(days, 1)} days to a year; read them with care.` : '';
+        // Warnings come from the server (one rule for API, command and page).
+        const warnings = r.warnings || [];
+        $('#metrics-note').hidden = !warnings.length;
+        $('#metrics-note').innerHTML = warnings.map((w) => `<span class="result-warning" data-code="${TP.esc(w.code)}">⚠ ${TP.esc(w.message)}</span>`).join('');
         $('#metrics-table tbody').innerHTML = Object.keys(METRIC_LABELS).filter((k) => k in r.metrics)
           .map((k) => `<tr><th>${METRIC_LABELS[k][0]}</th><td class="num" data-metric="${k}">${fmtMetric(k, r.metrics[k])}</td></tr>`).join('');
       }

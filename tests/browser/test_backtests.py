@@ -40,7 +40,9 @@ def test_run_watch_results_compare_and_export(login, page, live_url, alice, mark
     page.evaluate("() => { window.__events = []; TP.on('*', (m) => window.__events.push(m.type)); }")
     expect(page.locator("#bt-dataset")).to_contain_text("SYN/USD · 1m (3,000 candles)")
     expect(page.locator("#bt-gaps")).to_contain_text("No gaps")
-    expect(page.locator("#bt-step")).to_have_value("0.001")  # the market's amount step
+    # Empty = the market's amount step, filled in by the service (one default for every door).
+    expect(page.locator("#bt-step")).to_have_value("")
+    expect(page.locator("#bt-step")).to_have_attribute("placeholder", "market's step: 0.001")
     shot(page, "form")
 
     run_from_form(page, 10, 30)
@@ -60,6 +62,11 @@ def test_run_watch_results_compare_and_export(login, page, live_url, alice, mark
     expect(page.locator("#equity-chart .main-svg").first).to_be_visible()
     expect(page.locator("#price-chart .main-svg").first).to_be_visible()
     expect(page.locator("#trades-count")).to_contain_text(f"{runs[0].trades.count()} trades")
+    # Two days of 1m bars and a handful of trades: the figures carry visible warnings.
+    expect(page.locator("#metrics-note [data-code=short_period]")).to_contain_text("extrapolate 2.1 days to a year")
+    expect(page.locator("#metrics-note [data-code=few_trades]")).to_contain_text(
+        f"Only {runs[0].metrics['trade_count']} closed trades")
+    assert all(t.size == round(t.size, 3) for t in runs[0].trades.all())  # rounded to the market's step
     shot(page, "results")
 
     with page.expect_download() as download:

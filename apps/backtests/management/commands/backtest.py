@@ -21,6 +21,8 @@ from apps.backtests import services
 from apps.backtests.models import BacktestRun
 from apps.marketdata.selectors import coverage_for_market, market_by_names
 from apps.marketdata.timeframes import ms_to_iso, parse_time_ms
+from apps.backtests.selectors import run_warnings
+from quant.metrics import caveats
 from tradepulse.core import context
 from tradepulse.core.commands import TradePulseCommand
 from tradepulse.core.jobs import JobState
@@ -83,6 +85,8 @@ class Command(TradePulseCommand):
             "fingerprint": outcome.fingerprint, "metrics": outcome.metrics, "trades": outcome.trades,
             "open_position": outcome.open_position, "final_equity": outcome.final_equity,
             "max_drawdown": outcome.metrics["max_drawdown"], "gaps": outcome.gaps,
+            "warnings": caveats(outcome.metrics, span_ms=int(bars.time[-1]) + bars.bar_ms - int(bars.time[0]),
+                                open_position=outcome.open_position),
             "timings": {k: round(v, 4) for k, v in timings.items()},
         }
         self._print(summary)
@@ -115,12 +119,17 @@ class Command(TradePulseCommand):
         m = s["metrics"]
         self.say(f"{s['strategy']} {s['parameters']} on {s['exchange']} {s['symbol']} {s['timeframe']}: "
                  f"{s['candles']} candles {s['start']} → {s['end']}")
-        self.say(f"final equity {s['final_equity']:.2f}  return {m['total_return']:.2%}  sharpe {m['sharpe'] or 0:.3f}  "
-                 f"max drawdown {m['max_drawdown']:.2%}  trades {m['trade_count']}  win rate "
-                 f"{(m['win_rate'] or 0):.1%}")
+        trades = f"trades {m['trade_count']}"
+        if not m["trade_count"] and s["open_position"]:
+            trades += " (one position still open)"
+        self.say(f"final equity {s['final_equity']:.2f}  return {_fmt(m['total_return'], '.2%')}  "
+                 f"sharpe {_fmt(m['sharpe'], '.3f')}  max drawdown {_fmt(m['max_drawdown'], '.2%')}  {trades}  "
+                 f"win rate {_fmt(m['win_rate'], '.1%')}")
         if s["open_position"]:
             p = s["open_position"]
             self.say(f"open at the end: {p['side']} {p['size']} from {p['entry_price']} (unrealised {p['unrealized_pnl']:.2f})")
+        for warning in s["warnings"]:
+            self.say(f"warning: {warning['message']}")
         self.say("timings: " + "  ".join(f"{k} {v:.3f}" for k, v in s["timings"].items()))
 
 
@@ -137,8 +146,13 @@ def summary_of_run(run: BacktestRun) -> dict:
         "start": ms_to_iso(ms(run.start)), "end": ms_to_iso(ms(run.end)), "fingerprint": run.fingerprint,
         "metrics": run.metrics, "trades": trades, "open_position": run.open_position,
         "final_equity": run.final_equity, "max_drawdown": run.metrics["max_drawdown"], "gaps": run.gaps,
-        "timings": run.timings,
+        "warnings": run_warnings(run), "timings": run.timings,
     }
+
+
+def _fmt(value, spec: str) -> str:
+    """An undefined metric (None: no trades, zero variance...) is "n/a", never 0."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def _dt(ms: int) -> datetime:
