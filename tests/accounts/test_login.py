@@ -61,8 +61,8 @@ def test_totp_enrolment_through_the_security_page(alice):
     response = client.post("/account/security/", {"action": "confirm", "device": device.pk, "code": code})
     assert response.status_code == 302
     assert TOTPDevice.objects.get(pk=device.pk).confirmed
-    assert AuditEvent.objects.filter(action="accounts.2fa.enabled", owner_id=None).exists() or \
-        AuditEvent.objects.filter(action="accounts.2fa.enabled").exists()
+    event = AuditEvent.objects.get(action="accounts.2fa.enabled")
+    assert event.actor_id == alice.pk and event.target_id == str(alice.pk) and event.request_id
 
 
 def test_staff_without_second_factor_are_sent_to_enrol_when_required(olivia, settings):

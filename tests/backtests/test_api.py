@@ -97,12 +97,20 @@ def test_save_as_config_through_the_api(post, api, alice):
     assert api(alice).get(f"/api/v1/strategy-configs/{body['id']}/").status_code == 200
 
 
-def test_list_query_budget(post, api, alice, django_assert_max_num_queries):
-    for _ in range(3):
-        post(alice)
+def test_list_query_budget(market, api, alice, django_assert_max_num_queries):
+    """Enough finished runs (25) that one query per row would blow the budget."""
+    from apps.backtests import services
+
+    for i in range(25):
+        run = services.backtest_create(owner=alice, market=market, timeframe="1m", start=ms_dt(T0),
+                                       end=ms_dt(T0 + 200 * MIN), strategy_key="sma_cross",
+                                       parameters={"fast": 5 + i % 5, "slow": 30}, enqueue=False)
+        services.backtest_execute(run.pk)
     client = api(alice)
     with django_assert_max_num_queries(10):
-        assert client.get("/api/v1/backtests/").json()["count"] == 3
+        body = client.get("/api/v1/backtests/").json()
+    assert body["count"] == 25 and len(body["results"]) == 25
+    assert all(r["state"] == "succeeded" and r["warnings"] for r in body["results"])
 
 
 def test_operator_admin_lists_runs_and_configs(post, api, client, alice, olivia):

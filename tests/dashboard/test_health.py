@@ -1,6 +1,8 @@
 """Health endpoints report each component with latency; ready is 503 when a required part is down."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from apps.dashboard import health
@@ -27,6 +29,7 @@ def test_ready_is_503_naming_the_part_that_is_down(client, olivia, monkeypatch):
     client.force_login(olivia)
 
     def broken():
+        time.sleep(0.06)  # a refusal that took 60 ms: the reported latency must show it
         raise ConnectionError("connection refused")
 
     monkeypatch.setitem(health.CHECKS, "channel_layer", broken)
@@ -34,10 +37,11 @@ def test_ready_is_503_naming_the_part_that_is_down(client, olivia, monkeypatch):
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "down"
-    assert body["components"]["channel_layer"] == {
-        "status": "down", "error": "ConnectionError: connection refused",
-        "latency_ms": body["components"]["channel_layer"]["latency_ms"], "required": True,
-    }
+    down = body["components"]["channel_layer"]
+    latency = down.pop("latency_ms")
+    assert down == {"status": "down", "error": "ConnectionError: connection refused", "required": True}
+    assert 60 <= latency < 5_000
+    assert all(c["status"] == "ok" for name, c in body["components"].items() if name != "channel_layer")
 
 
 @pytest.mark.parametrize("who", [None, "alice"])

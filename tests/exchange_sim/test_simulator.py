@@ -484,7 +484,7 @@ def test_unsimulated_endpoint_fails_loudly(sim, ex):
 
 
 # --------------------------------------------------------------------------- throughput
-def test_throughput_candles_per_second(sim, ex):
+def test_sixty_full_pages_are_served_in_order(sim, ex):
     pages = 60
     since = T - (pages + 1) * 1000 * MIN
     ex.fetch_ohlcv("BTC/USDT", "1m", since=since, limit=1000)  # warm-up
@@ -505,4 +505,5 @@ def test_throughput_candles_per_second(sim, ex):
     print(f"\nexchange_sim throughput: ccxt.binance fetch_ohlcv 1m limit=1000: {ccxt_rate:,.0f} candles/s; "
           f"raw HTTP (server only, same process): {raw_rate:,.0f} candles/s")
     assert n == pages * 1000
-    assert ccxt_rate > 20_000  # the downloader's end-to-end target; typically ~80k/s here
+    # The speed target (>= 20,000 candles/s end to end) is a benchmark, bench/bench_marketdata.py,
+    # not an assertion here: on a loaded or parallel test run a timing says nothing about the code.

@@ -147,12 +147,13 @@ def test_fill_gaps_endpoint(api, alice, btc, sim):
 
 
 def test_job_list_has_a_query_budget(api, alice, btc, django_assert_max_num_queries):
-    for i in range(5):
+    for i in range(25):  # enough rows that one query per row would blow the budget
         services.download_start(owner=alice, market=btc, timeframe="1m", start_ms=T0 + i * MIN,
                                 end_ms=T0 + (i + 1) * MIN, enqueue=False)
     client = api(alice)
     with django_assert_max_num_queries(12):
-        assert client.get("/api/v1/download-jobs/").json()["count"] == 5
+        body = client.get("/api/v1/download-jobs/").json()
+    assert body["count"] == 25 and len(body["results"]) == 25
 
 
 # --- exchanges and markets ------------------------------------------------------------------------
@@ -166,10 +167,18 @@ def test_exchanges_list_and_load_markets(api, alice, victor, binance, sim):
     assert response.json()["created"] == 3 and response.json()["exchange"]["market_count"] == 3
 
 
-def test_markets_search_and_filters(api, victor, btc, django_assert_max_num_queries):
+def test_market_list_query_budget(api, victor, file_market, django_assert_max_num_queries):
+    for i in range(25):  # enough rows that one query per row would blow the budget
+        services.market_get_or_create_for_import(exchange=file_market.exchange, symbol=f"C{i}/USD")
     client = api(victor)
     with django_assert_max_num_queries(10):
-        found = client.get("/api/v1/markets/?search=eth").json()["results"]
+        body = client.get(f"/api/v1/markets/?exchange={file_market.exchange_id}").json()
+    assert body["count"] == 26 and len(body["results"]) == 26
+
+
+def test_markets_search_and_filters(api, victor, btc):
+    client = api(victor)
+    found = client.get("/api/v1/markets/?search=eth").json()["results"]
     assert [m["symbol"] for m in found] == ["ETH/USDT"]
     usdt = client.get(f"/api/v1/markets/?exchange={btc.exchange_id}&quote=USDT&active=true").json()
     assert usdt["count"] == 3
