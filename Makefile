@@ -30,9 +30,22 @@ run: install
 	$(PY) manage.py collectstatic --no-input --verbosity 0
 	$(PY) manage.py serve
 
-## Run the whole test suite (PostgreSQL/Redis on 127.0.0.1 when they answer)
+## Run the whole test suite (PostgreSQL/Redis on 127.0.0.1 when they answer) in two lanes:
+## everything but the browser tests in parallel (pytest-xdist, TEST_WORKERS processes), then the
+## browser tests in one process (one chromium, one live server). PYTEST_ARGS goes to both lanes;
+## a lane that selects no test (pytest exit 5) is fine, both selecting none is an error; any other
+## failure in either lane fails the target (after both have run, so one report shows everything).
+TEST_WORKERS ?= auto
+TEST_MAX_WORKERS ?= 8
 test: install-dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@fast=0; browser=0; \
+	echo "== tests, parallel lane (-n $(TEST_WORKERS), no browser)"; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses $(TEST_MAX_WORKERS) -m "not browser" $(PYTEST_ARGS) || fast=$$?; \
+	echo "== tests, browser lane (serial)"; \
+	$(PY) -m pytest -m browser $(PYTEST_ARGS) || browser=$$?; \
+	echo "== lanes: parallel exit $$fast, browser exit $$browser (5 = no test selected)"; \
+	if [ $$fast -eq 5 ] && [ $$browser -eq 5 ]; then echo "no test selected"; exit 5; fi; \
+	for rc in $$fast $$browser; do if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; done
 
 bench: install-dev
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
