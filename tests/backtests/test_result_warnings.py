@@ -101,3 +101,9 @@ def test_a_long_period_with_enough_trades_has_no_warning():
     assert caveats({"trade_count": 30}, span_ms=90 * day) == []
     assert [c["code"] for c in caveats({"trade_count": 29}, span_ms=89 * day)] == ["short_period", "few_trades"]
     assert caveats({"trade_count": 1}, span_ms=365 * day)[0]["message"].startswith("Only 1 closed trade:")
+
+
+def test_a_saved_run_prints_the_same_warnings(valley, alice):
+    text = command("VAL/USD", "--save-as", "alice")
+    assert "trades 0 (one position still open)" in text and "win rate n/a" in text
+    assert "warning: No closed trade: the only position (long " in text
