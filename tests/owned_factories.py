@@ -92,3 +92,23 @@ def training_run(owner):
                                      end=_dt(T0 + 400 * MIN), strategy_key="sma_cross", name="factory run")
     grant_owner(run)
     return run
+
+
+@factory("trading.ExchangeAccount")
+def exchange_account(owner):
+    from decimal import Decimal
+
+    from apps.trading.services.accounts import account_create
+
+    return account_create(owner=owner, name=f"{owner.username} paper", exchange=_file_market().exchange,
+                          mode="paper", paper_balance=Decimal("10000"), paper_currency="USD")
+
+
+@factory("trading.Deployment")
+def deployment(owner):
+    from decimal import Decimal
+
+    from apps.trading.services.deployments import deployment_create
+
+    return deployment_create(owner=owner, config=strategy_config(owner), account=exchange_account(owner),
+                             capital=Decimal("1000"), name=f"{owner.username} deployment")
