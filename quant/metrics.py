@@ -6,7 +6,7 @@ Conventions
   starting equity (the engine cannot fill before bar 1's open, so it equals the cash).
 * Per-bar returns are ``r_i = equity[i] / equity[i-1] - 1`` for ``i = 1 .. n-1``.
 * Annualisation uses the number of bars in a 365-day year (crypto trades 24/7):
-  ``bars_per_year("1h") == 8760``.
+  ``bars_per_year("1h") == 8760``; calendar months annualise with 12.
 * Trade metrics use CLOSED trades only (an open position at the end is not a trade). A win
   is ``pnl > 0``, a loss ``pnl < 0``; break-even trades count in ``trade_count`` and
   ``win_rate``'s denominator only.
@@ -23,15 +23,15 @@ import math
 import numpy as np
 
 from quant._jit import jit
-from quant.timeframes import timeframe_ms
+from quant import timeframes as _timeframes
 
-_YEAR_MS = 365 * 24 * 60 * 60 * 1000
 NAN = float("nan")
 
 
 def bars_per_year(timeframe: str) -> float:
-    """Bars of ``timeframe`` in a 365-day year, e.g. "1m" → 525600, "1d" → 365."""
-    return _YEAR_MS / timeframe_ms(timeframe)
+    """Bars of ``timeframe`` in a year: a 365-day year for fixed bars ("1m" → 525600, "1d" → 365),
+    12 for calendar months ("1M")."""
+    return _timeframes.bars_per_year(timeframe)
 
 
 def per_bar_returns(equity) -> np.ndarray:
@@ -380,9 +380,9 @@ def compute_all(result, bars_per_year: float | None = None, *, bar_ms: int | Non
     if bars_per_year is None:
         if timeframe is None:
             raise ValueError("bars_per_year is required when the result has no timeframe")
-        bars_per_year = _YEAR_MS / timeframe_ms(timeframe)
-    if bar_ms is None and timeframe is not None:
-        bar_ms = timeframe_ms(timeframe)
+        bars_per_year = _timeframes.bars_per_year(timeframe)
+    if bar_ms is None and timeframe is not None and not _timeframes.is_calendar(timeframe):
+        bar_ms = _timeframes.timeframe_ms(timeframe)  # months have no fixed length: no duration in ms
     trades = result.trades
     return compute_from_arrays(result.equity, trades["pnl"], trades["return"], result.exposure,
                                bars_per_year, bar_ms, benchmark_sharpe)

@@ -1,7 +1,7 @@
 """Timeframes and times for market data: bar lengths, grid alignment, parsing user input.
 
-Bar lengths come from the strategy library's `TIMEFRAMES` / `timeframe_ms` (one table for the
-whole platform). Times are int epoch milliseconds, UTC, everywhere in market data; a bar is
+Bar lengths and the bar grid (floor/ceil/aligned) come from the Django-free core
+`quant.timeframes` (one table and one grid for the whole platform). Times are int epoch milliseconds, UTC, everywhere in market data; a bar is
 identified by its OPEN time. Every timeframe's bars open on multiples of its length since the
 epoch, except weeks, which open on Mondays (1970-01-05), as on exchanges.
 """
@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 
-from quant.timeframes import TIMEFRAMES, timeframe_ms
+from quant.timeframes import TIMEFRAMES, aligned, ceil_time, floor_time, timeframe_ms
 
 __all__ = [
     "TIMEFRAMES", "timeframe_ms", "check_timeframe", "grid_offset", "floor_time", "ceil_time", "aligned",
@@ -32,22 +32,7 @@ def grid_offset(timeframe: str) -> int:
     return _WEEK_OFFSET_MS if timeframe == "1w" else 0
 
 
-def floor_time(t_ms: int, timeframe: str) -> int:
-    """Open time of the bar containing `t_ms`."""
-    step, off = timeframe_ms(timeframe), grid_offset(timeframe)
-    return (int(t_ms) - off) // step * step + off
-
-
-def ceil_time(t_ms: int, timeframe: str) -> int:
-    """First bar open time at or after `t_ms`."""
-    step = timeframe_ms(timeframe)
-    floor = floor_time(t_ms, timeframe)
-    return floor if floor == int(t_ms) else floor + step
-
-
-def aligned(times: np.ndarray, timeframe: str) -> np.ndarray:
-    """Boolean mask: which int64 ms times sit on the timeframe's grid."""
-    return (times - grid_offset(timeframe)) % timeframe_ms(timeframe) == 0
+# floor_time, ceil_time and aligned are the core's (quant.timeframes): one grid for the platform.
 
 
 def now_ms() -> int:
