@@ -15,7 +15,7 @@ from .models import ApiToken, validate_timezone
 class MeSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     username = serializers.CharField(read_only=True)
-    email = serializers.EmailField(read_only=True)
+    email = serializers.CharField(read_only=True, help_text="May be empty: an address is optional.")
     roles = serializers.ListField(child=serializers.CharField(), read_only=True, source="role_names")
     is_staff = serializers.BooleanField(read_only=True)
     sees_everything = serializers.SerializerMethodField()

@@ -61,7 +61,11 @@ def security(request):
         action = request.POST.get("action")
         try:
             if action == "confirm":
-                device = TOTPDevice.objects.get(user=user, confirmed=False, pk=request.POST.get("device"))
+                device_id = str(request.POST.get("device", "")).strip()
+                device = (TOTPDevice.objects.filter(user=user, confirmed=False, pk=int(device_id)).first()
+                          if device_id.isdigit() and len(device_id) < 19 else None)
+                if device is None:
+                    raise ValidationError("That enrolment is no longer open: scan the new code below and try again.")
                 services.totp_confirm(device=device, code=request.POST.get("code", ""))
                 otp_login(request, device)
                 messages.success(request, "Two-factor authentication is on.")
@@ -75,7 +79,7 @@ def security(request):
                 services.totp_disable(user=user, code=request.POST.get("code", ""))
                 messages.success(request, "Two-factor authentication is off.")
                 return redirect("accounts:security")
-        except (ValidationError, TOTPDevice.DoesNotExist) as exc:
+        except ValidationError as exc:
             messages.error(request, "; ".join(getattr(exc, "messages", [str(exc)])))
     if not confirmed:
         device = services.totp_begin(user=user)

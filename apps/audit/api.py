@@ -1,14 +1,15 @@
 """API: audit events — read-only, filterable, CSV export. Operators see all; others their own."""
 from __future__ import annotations
 
-import csv
-
 import django_filters
 from django.db.models import Q
-from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.decorators import action
 
+from tradepulse.core.filters import DateTimeFilter
+from tradepulse.core.csvexport import csv_stream
 from tradepulse.core.permissions import sees_everything
 
 from .models import AuditEvent
@@ -34,8 +35,8 @@ class AuditEventFilter(django_filters.FilterSet):
     client_request_id = django_filters.CharFilter()
     target_type = django_filters.CharFilter(method="filter_target_type", help_text="app_label.model")
     target_id = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent
@@ -64,27 +65,15 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return audit_events_for(self.request.user)
 
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=False, methods=["get"], url_path="export")
     def export(self, request):
-        """The filtered events as CSV (all matching rows, streamed)."""
+        """The filtered events as CSV (all matching rows, streamed; formula-like cells escaped)."""
         queryset = self.filter_queryset(self.get_queryset())
         columns = ["created_at", "actor_label", "via", "action", "target_repr", "target_id", "reason", "changes",
                    "request_id", "ip"]
-
-        class Echo:
-            def write(self, value):
-                return value
-
-        writer = csv.writer(Echo())
-
-        def rows():
-            yield writer.writerow(columns)
-            for event in queryset.iterator(chunk_size=2000):
-                yield writer.writerow([getattr(event, c) for c in columns])
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="audit-events.csv"'
-        return response
+        rows = ([getattr(event, c) for c in columns] for event in queryset.iterator(chunk_size=2000))
+        return csv_stream(columns, rows, "audit-events.csv")
 
 
 def register(router):

@@ -1,23 +1,22 @@
 """API: backtests — create, list, detail, trades, equity, compare, CSV export, cancel, save as config."""
 from __future__ import annotations
 
-import csv
-import io
-
 import django_filters
-from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from apps.strategies.api import StrategyConfigSerializer
-from tradepulse.core.api import OwnedViewSet
+from tradepulse.core.api import OwnedViewSet, query_params
+from tradepulse.core.csvexport import csv_stream
 
 from . import selectors, services
 from .models import BacktestRun
-from .serializers import BacktestCreateSerializer, BacktestRunSerializer, BacktestTradeSerializer
+from .serializers import (BacktestCreateSerializer, BacktestRunSerializer, BacktestTradeSerializer, CompareQuerySerializer,
+                          EquityQuerySerializer, EquitySeriesSerializer, ExportQuerySerializer, PriceSeriesSerializer)
 
 
 class BacktestFilter(django_filters.FilterSet):
@@ -50,65 +49,52 @@ class BacktestRunViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mix
         page = self.paginate_queryset(run.trades.all())
         return self.get_paginated_response(BacktestTradeSerializer(page, many=True).data)
 
-    @extend_schema(parameters=[OpenApiParameter("max_points", int)])
+    @extend_schema(parameters=[EquityQuerySerializer], responses=EquitySeriesSerializer)
     @action(detail=True, methods=["get"])
     def equity(self, request, pk=None):
         """Equity and drawdown at each close, downsampled (peaks and troughs kept)."""
-        max_points = min(max(int(request.query_params.get("max_points", 2000)), 10), 20000)
-        return Response(selectors.equity_series(self.get_object(), max_points=max_points))
+        run = self.get_object()
+        query = query_params(request, EquityQuerySerializer)
+        return Response(selectors.equity_series(run, max_points=query["max_points"]))
 
+    @extend_schema(responses=PriceSeriesSerializer)
     @action(detail=True, methods=["get"])
     def prices(self, request, pk=None):
         """The run's candles for a chart (resampled to at most ~1,500) with entry/exit markers."""
         run = self.get_object()
         bars = services.load_bars(run.market, services.spec_for_run(run))
-        return Response(selectors.price_series(run, bars))
+        return Response(PriceSeriesSerializer(selectors.price_series(run, bars)).data)
 
-    @extend_schema(parameters=[OpenApiParameter("ids", str, description="Comma-separated run ids"),
-                               OpenApiParameter("rank_by", str)])
+    @extend_schema(parameters=[CompareQuerySerializer], responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["get"])
     def compare(self, request):
         """Side-by-side metrics of any runs you may see, ranked; ids you may not see are 404."""
-        ids = _ids(request.query_params.get("ids", ""))
-        if len(ids) < 2:
-            raise ValidationError({"ids": "Give at least two run ids to compare, e.g. ?ids=3,7."})
+        query = query_params(request, CompareQuerySerializer)
+        ids = query["ids"]
         runs = list(self.get_queryset().filter(pk__in=ids))
         missing = sorted(set(ids) - {r.pk for r in runs})
         if missing:
-            return Response({"error": {"code": "not_found", "message": f"No backtest {', '.join(map(str, missing))}."}},
-                            status=status.HTTP_404_NOT_FOUND)
-        try:
-            result = selectors.compare(runs, rank_by=request.query_params.get("rank_by", "sharpe"))
-        except ValueError as exc:
-            raise ValidationError({"rank_by": str(exc)}) from None
+            raise NotFound(f"No backtest {', '.join(map(str, missing))}.")
+        result = selectors.compare(runs, rank_by=query["rank_by"])
         for row in result["runs"]:
             row["equity"] = selectors.equity_series(next(r for r in runs if r.pk == row["id"]), max_points=500)
         return Response(result)
 
-    @extend_schema(parameters=[OpenApiParameter("what", str, enum=["trades", "metrics"])])
+    @extend_schema(parameters=[ExportQuerySerializer], responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
-        """CSV of the run's trades (default) or its metrics."""
+        """CSV of the run's trades (default) or its metrics, streamed."""
         run = self.get_object()
-        what = request.query_params.get("what", "trades")
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        what = query_params(request, ExportQuerySerializer)["what"]
+        filename = f"backtest-{run.pk}-{what}.csv"
         if what == "metrics":
-            writer.writerow(["metric", "value"])
-            writer.writerows(sorted(run.metrics.items()))
-            writer.writerow(["final_equity", run.final_equity])
-        elif what == "trades":
-            columns = ["number", "side", "entry_time", "exit_time", "entry_price", "exit_price", "size", "fees", "pnl",
-                       "return_pct", "exit_reason"]
-            writer.writerow(columns)
-            for trade in run.trades.all().iterator():
-                writer.writerow([getattr(trade, c).isoformat() if c.endswith("_time") else getattr(trade, c)
-                                 for c in columns])
-        else:
-            raise ValidationError({"what": "Export 'trades' or 'metrics'."})
-        response = HttpResponse(buffer.getvalue(), content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="backtest-{run.pk}-{what}.csv"'
-        return response
+            rows = [*sorted(run.metrics.items()), ("final_equity", run.final_equity)]
+            return csv_stream(["metric", "value"], rows, filename)
+        columns = ["number", "side", "entry_time", "exit_time", "entry_price", "exit_price", "size", "fees", "pnl",
+                   "return_pct", "exit_reason"]
+        rows = ([t[0], t[1], t[2].isoformat(), t[3].isoformat(), *t[4:]]
+                for t in run.trades.order_by("number").values_list(*columns).iterator(chunk_size=5000))
+        return csv_stream(columns, rows, filename)
 
     @extend_schema(request=None, responses=BacktestRunSerializer)
     @action(detail=True, methods=["post"])
@@ -125,13 +111,6 @@ class BacktestRunViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mix
                                                   notes=request.data.get("notes", ""))
         return Response(StrategyConfigSerializer(config, context={"request": request}).data,
                         status=status.HTTP_201_CREATED)
-
-
-def _ids(raw: str) -> list[int]:
-    try:
-        return sorted({int(x) for x in raw.split(",") if x.strip()})
-    except ValueError:
-        raise ValidationError({"ids": f"{raw!r} is not a comma-separated list of run ids."}) from None
 
 
 def register(router):

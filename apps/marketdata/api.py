@@ -9,20 +9,21 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, permissions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from tradepulse.core import context
 from tradepulse.core.api import (ModelPermissions, ObjectActionPermission, OwnedViewSet, ReadOnlyOwnedViewSet,
-                                 ScopedPrimaryKeyRelatedField)
+                                 ScopedPrimaryKeyRelatedField, query_params)
 
 from . import selectors, services
 from .exchanges import ExchangeUnavailable, MarketDataError
 from .models import Candle, CandleCoverage, DataQualityIssue, DownloadJob, Exchange, Market
-from .serializers import (DataQualityIssueSerializer, DownloadJobCreateSerializer, DownloadJobSerializer,
-                          ExchangeSerializer, FillGapsSerializer, MarketSerializer, TimeMsField, coverage_data)
+from .serializers import (CoverageQuerySerializer, CoverageSerializer, DataQualityIssueSerializer,
+                          DownloadJobCreateSerializer, DownloadJobSerializer, ExchangeSerializer, FillGapsSerializer,
+                          MarketSerializer, TimeMsField, coverage_data)
 from .timeframes import TIMEFRAMES, ms_to_iso
 
 MAX_CANDLES_PER_REQUEST = 10_000
@@ -212,14 +213,12 @@ class CoverageViewSet(OwnedViewSet):
     queryset = CandleCoverage.objects.all()
     pagination_class = None
 
-    @extend_schema(parameters=[OpenApiParameter("market", int), OpenApiParameter("exchange", int),
-                               OpenApiParameter("timeframe", str)], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(parameters=[CoverageQuerySerializer], responses={200: CoverageSerializer(many=True)})
     def list(self, request):
-        params = request.query_params
-        market_ids = [int(params["market"])] if params.get("market", "").isdigit() else None
-        exchange_id = int(params["exchange"]) if params.get("exchange", "").isdigit() else None
-        covs = selectors.coverage_list(market_ids=market_ids, timeframe=params.get("timeframe") or None,
-                                       exchange_id=exchange_id)
+        query = query_params(request, CoverageQuerySerializer)
+        market_ids = [query["market"]] if query.get("market") else None
+        covs = selectors.coverage_list(market_ids=market_ids, timeframe=query.get("timeframe"),
+                                       exchange_id=query.get("exchange"))
         markets = Market.objects.select_related("exchange").in_bulk({c.market_id for c in covs})
         rows = [coverage_data(c, markets[c.market_id]) for c in covs]
         rows.sort(key=lambda r: (r["exchange"], r["symbol"], TIMEFRAMES.get(r["timeframe"], 0)))

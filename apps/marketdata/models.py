@@ -178,7 +178,13 @@ class IssueKind(models.TextChoices):
 class DataQualityIssue(models.Model):
     """A problem found in candle data. Row problems are one issue per bad candle time; a gap is
     one issue per missing interval. `exchange_has_no_data` marks a gap the exchange itself could
-    not fill when asked: "fill gaps" leaves it alone."""
+    not fill when asked: "fill gaps" leaves it alone.
+
+    Visibility follows the download job that found it (tradepulse.core.permissions): another
+    user's download's issues are theirs; issues with no job (imports, system checks) are
+    reference data everyone with the role may view and only operators may resolve."""
+
+    OWNED_THROUGH = "job"
 
     market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="quality_issues")
     timeframe = models.CharField(max_length=4)

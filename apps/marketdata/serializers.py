@@ -54,7 +54,7 @@ class DownloadJobSerializer(serializers.ModelSerializer):
     exchange = serializers.CharField(source="market.exchange.code", read_only=True)
     start = serializers.SerializerMethodField()
     end = serializers.SerializerMethodField()
-    duration_s = serializers.FloatField(read_only=True)
+    duration_s = serializers.FloatField(read_only=True, allow_null=True)
 
     class Meta:
         model = DownloadJob
@@ -111,6 +111,45 @@ class DataQualityIssueSerializer(serializers.ModelSerializer):
 
     def get_end(self, issue) -> str | None:
         return ms_to_iso(issue.end_ms)
+
+
+class CoverageQuerySerializer(serializers.Serializer):
+    market = serializers.IntegerField(required=False, min_value=1, help_text="Only this market.")
+    exchange = serializers.IntegerField(required=False, min_value=1, help_text="Only this exchange's markets.")
+    timeframe = serializers.ChoiceField(choices=list(TIMEFRAMES), required=False)
+
+
+class CoverageRangeSerializer(serializers.Serializer):
+    start_ms = serializers.IntegerField()
+    end_ms = serializers.IntegerField()
+    start = serializers.CharField()
+    end = serializers.CharField()
+    candles = serializers.IntegerField()
+
+
+class CoverageGapSerializer(CoverageRangeSerializer):
+    exchange_has_no_data = serializers.BooleanField()
+    before_retention = serializers.BooleanField()
+    fillable = serializers.BooleanField()
+
+
+class CoverageSerializer(serializers.Serializer):
+    """The shape of `coverage_data` (one market × timeframe), for the schema."""
+
+    market = serializers.IntegerField()
+    symbol = serializers.CharField()
+    exchange = serializers.CharField()
+    exchange_name = serializers.CharField()
+    timeframe = serializers.CharField()
+    first_ms = serializers.IntegerField(allow_null=True)
+    end_ms = serializers.IntegerField(allow_null=True)
+    first = serializers.CharField(allow_null=True)
+    end = serializers.CharField(allow_null=True)
+    candles = serializers.IntegerField()
+    missing_candles = serializers.IntegerField()
+    ranges = CoverageRangeSerializer(many=True)
+    gaps = CoverageGapSerializer(many=True)
+    fillable_gaps = serializers.IntegerField()
 
 
 def _range(a: int, b: int, step: int) -> dict:

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 
 from quant.timeframes import TIMEFRAMES, aligned, ceil_time, floor_time, timeframe_ms
+from tradepulse.core.times import check_datetime, check_ms
 
 __all__ = [
     "TIMEFRAMES", "timeframe_ms", "check_timeframe", "grid_offset", "floor_time", "ceil_time", "aligned",
@@ -62,20 +63,21 @@ def parse_time_ms(value) -> int:
 
     Accepts an int (epoch ms), a string of digits (epoch ms), an ISO-8601 date or date-time
     ('2023-11-01', '2023-11-01T12:00', '2023-11-01 12:00:00+02:00', '...Z') or a datetime.
-    A time without an offset is UTC. Raises ValueError naming the bad value.
+    A time without an offset is UTC. Raises ValueError naming the bad value, and for a time
+    outside 1970-2100 (tradepulse.core.times).
     """
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a time")
     if isinstance(value, (int, np.integer)):
-        return int(value)
+        return check_ms(int(value))
     if isinstance(value, datetime):
-        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(round(dt.timestamp() * 1000))
+        dt = check_datetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+        return check_ms(int(round(dt.timestamp() * 1000)))
     if isinstance(value, date):
-        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000)
+        return parse_time_ms(datetime(value.year, value.month, value.day, tzinfo=UTC))
     text = str(value).strip()
     if _INT_RE.match(text):
-        return int(text)
+        return check_ms(int(text))
     try:
         dt = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:

@@ -1,7 +1,10 @@
 """Vectorised checks of a page of candles before it is stored.
 
 Rejected (not stored): missing/non-numeric values, prices ≤ 0, high below max(open, close),
-low above min(open, close), negative volume (kind bad_ohlc); a time off the timeframe's grid
+low above min(open, close), negative volume, and values no market can have: a price above
+MAX_PRICE or a volume above MAX_VOLUME, or a close IMPLAUSIBLE_JUMP× away from the median of
+the five bars centred on it (stored candles included) — a broken value, not a move
+(kind bad_ohlc); a time off the timeframe's grid
 (misaligned); a time seen earlier in the page (duplicate); a time earlier than one before it
 (out_of_order). Flagged but stored, because markets do move like that: a close-to-close jump
 far beyond the page's typical move (outlier) and a run of flat bars with no volume (stale).
@@ -20,6 +23,9 @@ OUTLIER_MIN_LOG_MOVE = 0.15  # a close-to-close move beyond ±16 % in one bar is
 OUTLIER_MEDIAN_MULTIPLE = 30  # ...and so is one 30× the page's median move
 OUTLIER_MIN_ROWS = 20  # below this the median move says too little; use only the floor above
 STALE_MIN_RUN = 10  # flat bars (open = high = low = close, no volume) in a row
+MAX_PRICE = 1e12  # above any asset's price in any quote currency (BTC/VND is ~2.5e9)
+MAX_VOLUME = 1e18
+IMPLAUSIBLE_JUMP = 100.0  # two orders of magnitude against the neighbours' median close
 
 
 @dataclass
@@ -59,8 +65,11 @@ def _sample(raw: np.ndarray, i: int) -> dict:
 
 
 def check_page(raw_time: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-               v: np.ndarray, timeframe: str) -> PageCheck:
+               v: np.ndarray, timeframe: str, context: tuple[np.ndarray, np.ndarray] | None = None) -> PageCheck:
     """Check rows (times as float64 or int64 ms, NaN for missing) and say which to store.
+
+    `context`: (times, closes) of stored candles around the page, the neighbours a page's
+    closes are compared with (a stored candle at a time the page also has is ignored).
 
     Each rejected row yields one Finding (kind, its time, a detail naming the problem and the
     values); outliers and stale runs yield findings with rejected=False.
@@ -94,6 +103,9 @@ def check_page(raw_time: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarra
             (h < np.maximum(o, c), lambda i: f"high {h[i]} is below max(open, close) {max(o[i], c[i])}"),
             (lo > np.minimum(o, c), lambda i: f"low {lo[i]} is above min(open, close) {min(o[i], c[i])}"),
             (v < 0, lambda i: f"negative volume {v[i]}"),
+            (np.maximum(np.maximum(o, h), np.maximum(lo, c)) > MAX_PRICE,
+             lambda i: f"price {max(o[i], h[i], lo[i], c[i]):g} is beyond any plausible price (> {MAX_PRICE:g})"),
+            (v > MAX_VOLUME, lambda i: f"volume {v[i]:g} is beyond any plausible volume (> {MAX_VOLUME:g})"),
         ]
     for mask, say in checks:
         hit = mask & ~bad
@@ -128,9 +140,49 @@ def check_page(raw_time: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarra
                                     sample=_sample(raw, i)))
         bad[timed[dup | earlier]] = True
 
+    for i, median in _jumps(t, c, ~bad, context):
+        findings.append(Finding("bad_ohlc", int(t[i]), int(t[i]) + step,
+                                f"close {c[i]:g} is {_times(c[i], median)} its neighbours' median {median:g} at "
+                                f"{ms_to_iso(t[i])}: not a plausible price", sample=_sample(raw, i)))
+        bad[i] = True
     good = ~bad
     findings += _flags(t, o, h, lo, c, v, good, step, raw)
     return PageCheck(good=good, findings=findings)
+
+
+def _times(x: float, ref: float) -> str:
+    ratio = x / ref
+    return f"{ratio:,.0f}×" if ratio >= 1 else f"1/{1 / ratio:,.0f} of"
+
+
+def _jumps(t, c, good, context) -> list[tuple[int, float]]:
+    """Rows whose close is IMPLAUSIBLE_JUMP× away from the median close of the five bars
+    centred on it (page rows and stored candles merged by time)."""
+    idx = np.flatnonzero(good)
+    if not len(idx):
+        return []
+    times, closes, page = t[idx], c[idx], np.ones(len(idx), bool)
+    if context is not None and len(context[0]):
+        ctx_t, ctx_c = np.asarray(context[0], np.int64), np.asarray(context[1], np.float64)
+        keep = ~np.isin(ctx_t, times)
+        times = np.r_[times, ctx_t[keep]]
+        closes = np.r_[closes, ctx_c[keep]]
+        page = np.r_[page, np.zeros(int(keep.sum()), bool)]
+        order = np.argsort(times, kind="stable")
+        times, closes, page = times[order], closes[order], page[order]
+    if len(times) < 2:
+        return []
+    padded = np.r_[np.full(2, np.nan), closes, np.full(2, np.nan)]
+    n = len(closes)
+    # the bar itself is in its window: one broken value among its neighbours cannot move the median
+    neighbours = np.vstack([padded[k:k + n] for k in range(5)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        median = np.nanmedian(neighbours, axis=0)
+        ratio = closes / median
+    hit = page & np.isfinite(ratio) & ((ratio > IMPLAUSIBLE_JUMP) | (ratio < 1 / IMPLAUSIBLE_JUMP))
+    # page rows appear in time order, as in idx
+    page_pos = np.cumsum(page) - 1
+    return [(int(idx[page_pos[k]]), float(median[k])) for k in np.flatnonzero(hit)]
 
 
 def check_arrays(arrays: CandleArrays, timeframe: str) -> PageCheck:

@@ -107,6 +107,9 @@ class StrategyConfigFilter(django_filters.FilterSet):
 
 
 class StrategyConfigViewSet(OwnedModelViewSet):
+    # No PUT: strategy, market and timeframe are fixed at creation, so a full replace could only
+    # ever fail; PATCH changes what may change.
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     queryset = StrategyConfig.objects.select_related("market__exchange", "owner").prefetch_related(
         Prefetch("evidence", queryset=ConfigEvidence.objects.select_related("run_type")))
     serializer_class = StrategyConfigSerializer

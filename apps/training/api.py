@@ -7,14 +7,15 @@ import warnings
 import django_filters
 import optuna
 from plotly.utils import PlotlyJSONEncoder
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from apps.strategies.api import StrategyConfigSerializer
-from tradepulse.core.api import OwnedViewSet
+from tradepulse.core.api import OwnedViewSet, query_params
 
 from quant.optimisation.storage import dispose_storage
 
@@ -35,6 +36,11 @@ PLOTS = {
     "slice": optuna.visualization.plot_slice,
     "contour": optuna.visualization.plot_contour,
 }
+
+
+class TrialQuerySerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=TRIAL_STATES, required=False, help_text="Only trials in this state.")
+    study = serializers.CharField(required=False, max_length=40, help_text='"fold-<i>" or "final"')
 
 
 class TrainingFilter(django_filters.FilterSet):
@@ -82,21 +88,18 @@ class TrainingRunViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mix
         run = services.training_cancel(run=run, reason=request.data.get("reason", ""))
         return Response(TrainingRunSerializer(run).data)
 
-    @extend_schema(parameters=[OpenApiParameter("state", str, enum=list(TRIAL_STATES)),
-                               OpenApiParameter("study", str, description='"fold-<i>" or "final"')],
-                   responses=TrainingTrialSerializer(many=True))
+    @extend_schema(parameters=[TrialQuerySerializer], responses=TrainingTrialSerializer(many=True))
     @action(detail=True, methods=["get"])
     def trials(self, request, pk=None):
         """Every finished trial of every study, in the order they finished (paginated);
         `?state=complete|pruned|fail`, `?study=fold-0|…|final`."""
         run = self.get_object()
         trials = run.trials.all()
-        state = request.query_params.get("state")
+        query = query_params(request, TrialQuerySerializer)
+        state = query.get("state")
         if state:
-            if state not in TRIAL_STATES:
-                raise ValidationError({"state": f"Filter by one of {', '.join(TRIAL_STATES)}."})
             trials = trials.filter(state=state)
-        study = request.query_params.get("study")
+        study = query.get("study")
         if study:
             keys = list(study_names(run.study_name, run.folds))
             if study not in keys:
@@ -122,6 +125,7 @@ class TrainingRunViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mix
         return Response({**StrategyConfigSerializer(config, context={"request": request}).data, "created": created},
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])
     def plots(self, request, pk=None):
         """optuna's plotly figures of the final study (the one whose parameters are offered) as

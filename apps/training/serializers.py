@@ -8,7 +8,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.marketdata.models import Market
-from tradepulse.core.api import ScopedPrimaryKeyRelatedField
+from tradepulse.core.api import DateTimeField, ScopedPrimaryKeyRelatedField
 
 from .models import Objective, SamplerChoice, Scheme, TrainingRun, TrainingTrial
 from apps.strategies.execution import EXECUTION_FIELDS
@@ -29,7 +29,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     market_symbol = serializers.CharField(source="market.symbol", read_only=True)
     exchange = serializers.CharField(source="market.exchange.name", read_only=True)
     owner = serializers.CharField(source="owner.username", read_only=True)
-    duration_s = serializers.FloatField(read_only=True)
+    duration_s = serializers.FloatField(read_only=True, allow_null=True)
     trials_done = serializers.IntegerField(read_only=True)
     n_studies = serializers.IntegerField(read_only=True, help_text="Studies of the run: one per fold, one final.")
     trials_budget = serializers.IntegerField(read_only=True, help_text="n_trials × n_studies.")
@@ -56,8 +56,8 @@ class TrainingCreateSerializer(ExecutionSettingsSerializer):
     strategy_key = serializers.CharField()
     market = ScopedPrimaryKeyRelatedField(queryset=Market.objects.all())
     timeframe = serializers.CharField()
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
+    start = DateTimeField()
+    end = DateTimeField()
     objective = serializers.ChoiceField(choices=Objective.choices, required=False)
     min_trades = serializers.IntegerField(required=False, min_value=0)
     sampler = serializers.ChoiceField(choices=SamplerChoice.choices, required=False)

@@ -79,11 +79,11 @@ def test_compare_ranks_runs_and_refuses_unseen_ids(post, api, alice, charlie):
 def test_csv_exports_of_trades_and_metrics(post, api, alice):
     run_id = post(alice).json()["id"]
     run = BacktestRun.objects.get(pk=run_id)
-    trades = list(csv.DictReader(io.StringIO(api(alice).get(f"/api/v1/backtests/{run_id}/export/").content.decode())))
+    trades = list(csv.DictReader(io.StringIO(b"".join(api(alice).get(f"/api/v1/backtests/{run_id}/export/").streaming_content).decode())))
     assert len(trades) == run.trades.count()
     assert float(trades[0]["pnl"]) == pytest.approx(run.trades.get(number=1).pnl)
-    metrics = dict(csv.reader(io.StringIO(api(alice).get(f"/api/v1/backtests/{run_id}/export/?what=metrics").content
-                                          .decode())))
+    export = api(alice).get(f"/api/v1/backtests/{run_id}/export/?what=metrics")
+    metrics = dict(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
     assert float(metrics["final_equity"]) == pytest.approx(run.final_equity)
     assert int(metrics["trade_count"]) == run.metrics["trade_count"]
 

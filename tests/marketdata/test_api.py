@@ -228,7 +228,7 @@ def test_coverage_lists_ranges_and_gaps_per_series(api, victor, file_market):
                                "before_retention": False, "fillable": True}]
 
 
-def test_quality_issues_list_filter_and_resolve(api, alice, victor, file_market):
+def test_quality_issues_list_filter_and_resolve(api, alice, victor, olivia, file_market):
     bad = np.array([[T0, 100, 99, 98, 100.5, 1], [T0 + MIN, 100, 101, 99, 100, -1]], dtype=float)
     services.candles_ingest(market=file_market, timeframe="1m", rows=bad)
     rows = api(victor).get("/api/v1/quality-issues/?resolved=false&kind=bad_ohlc").json()["results"]
@@ -236,5 +236,7 @@ def test_quality_issues_list_filter_and_resolve(api, alice, victor, file_market)
                                                                   "negative volume -1.0"]
     issue = DataQualityIssue.objects.filter(market=file_market).first()
     assert api(victor).post(f"/api/v1/quality-issues/{issue.pk}/resolve/").status_code == 403
-    assert api(alice).post(f"/api/v1/quality-issues/{issue.pk}/resolve/").json()["resolved_at"] is not None
+    # an issue found outside any user's download (an import, a check) is resolved by operators
+    assert api(alice).post(f"/api/v1/quality-issues/{issue.pk}/resolve/").status_code == 403
+    assert api(olivia).post(f"/api/v1/quality-issues/{issue.pk}/resolve/").json()["resolved_at"] is not None
     assert api(victor).get("/api/v1/quality-issues/?resolved=false").json()["count"] == 1

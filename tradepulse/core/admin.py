@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 from guardian.admin import GuardedModelAdmin
 
-from tradepulse.core.permissions import visible_to
+from tradepulse.core.permissions import can, visible_to
 
 
 class OwnedAdmin(GuardedModelAdmin):
@@ -13,6 +13,12 @@ class OwnedAdmin(GuardedModelAdmin):
 
     def get_queryset(self, request):
         return visible_to(request.user, super().get_queryset(request))
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (obj is None or can(request.user, "change", obj))
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or can(request.user, "delete", obj))
 
 
 class JobAdmin(OwnedAdmin):

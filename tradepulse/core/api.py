@@ -7,6 +7,8 @@ rule to ids sent in a request body: an id you may not see is "does not exist".
 from __future__ import annotations
 
 import logging
+from datetime import UTC
+
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -15,8 +17,9 @@ from rest_framework import exceptions, mixins, permissions, serializers, status,
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from tradepulse.core.permissions import can, visible_to
+from tradepulse.core.permissions import OPERATIONAL_API_ACTIONS, can, visible_to
 from tradepulse.core import context
+from tradepulse.core.times import check_datetime
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +75,17 @@ class ModelPermissions(permissions.DjangoModelPermissions):
 
 
 class ObjectActionPermission(permissions.BasePermission):
-    """Per object: changing or deleting needs that object permission (owner, share, operator)."""
+    """Per object: deleting, changing or operating needs that right on the object (permissions.py)."""
 
     def has_object_permission(self, request, view, obj):
         if request.method in permissions.SAFE_METHODS:
             return True
-        action = "delete" if request.method == "DELETE" else "change"
+        if request.method == "DELETE":
+            action = "delete"
+        elif getattr(view, "action", None) in OPERATIONAL_API_ACTIONS:
+            action = "operate"
+        else:
+            action = "change"
         return can(request.user, action, obj)
 
 
@@ -99,6 +107,15 @@ class ReadOnlyOwnedViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Own
     pass
 
 
+def query_params(request, serializer_class) -> dict:
+    """The one way a view reads its query parameters: `serializer_class` (also given to
+    `extend_schema(parameters=[...])`, so the schema documents exactly what is parsed) validates
+    them; a bad value is a 400 naming the parameter, never an exception from int() or the database."""
+    serializer = serializer_class(data=request.query_params, context={"request": request})
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """A related id the requesting user may not see is rejected as if it did not exist."""
 
@@ -106,3 +123,15 @@ class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         queryset = super().get_queryset()
         request = self.context.get("request")
         return visible_to(request.user, queryset) if request is not None else queryset.none()
+
+
+class DateTimeField(serializers.DateTimeField):
+    """A date-time from a request body: ISO-8601, within 1970-2100, returned in UTC (so no
+    offset the database cannot store, e.g. +22:08, ever reaches a query)."""
+
+    def to_internal_value(self, value):
+        parsed = super().to_internal_value(value)
+        try:
+            return check_datetime(parsed).astimezone(UTC)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None

@@ -20,6 +20,9 @@ ISSUE_UPDATE_FIELDS = ["end_ms", "row_count", "detail", "sample", "rejected", "e
                        "detected_at", "resolved_at"]
 
 
+MAX_CHANGES_KEPT = 1000
+
+
 @dataclass
 class IngestResult:
     received: int = 0
@@ -28,12 +31,18 @@ class IngestResult:
     findings: list[Finding] = field(default_factory=list)
     first_ms: int | None = None
     last_ms: int | None = None
+    existing: int = 0  # good rows whose bar was already stored
+    changed: int = 0  # ...of which the values differ from the stored candle
+    changes: list[dict] = field(default_factory=list)  # {time, before: [o,h,l,c,v], after: [...]}, first ones
 
     def add(self, other: IngestResult) -> None:
         self.received += other.received
         self.stored += other.stored
         self.rejected += other.rejected
         self.findings += other.findings
+        self.existing += other.existing
+        self.changed += other.changed
+        self.changes += other.changes[:max(0, MAX_CHANGES_KEPT - len(self.changes))]
         if other.first_ms is not None:
             self.first_ms = other.first_ms if self.first_ms is None else min(self.first_ms, other.first_ms)
             self.last_ms = other.last_ms if self.last_ms is None else max(self.last_ms, other.last_ms)
@@ -47,30 +56,36 @@ class IngestResult:
 
 
 def candles_ingest(*, market: Market, timeframe: str, rows: np.ndarray | CandleArrays, source: str = "download",
-                   job=None) -> IngestResult:
+                   job=None, replace_existing: bool = True) -> IngestResult:
     """Validate rows and store the good ones, in one transaction per call.
 
     `rows`: CandleArrays or an (n, 6) float array of [time ms, open, high, low, close, volume]
-    (NaN for missing values). Good rows are upserted — a stored candle that differs is updated
-    (the exchange revised it), an identical one left alone; coverage is merged; each rejected
-    or suspicious row becomes a DataQualityIssue (one per kind and bar time, re-detection
-    updates it); issues whose bars are now stored are resolved.
+    (NaN for missing values). Rows are checked against each other and against the stored
+    candles around them (validation.check_page). Good rows whose bar is already stored:
+    with `replace_existing` (downloads: the exchange revised it) a differing one is updated,
+    an identical one left alone; without it (imports) the stored candle is kept. Either way the
+    result counts them and lists the first differing ones (`changes`). Coverage is merged; each
+    rejected or suspicious row becomes a DataQualityIssue (one per kind and bar time,
+    re-detection updates it); issues whose bars are now stored are resolved.
     """
-    check_timeframe(timeframe)
+    step = check_timeframe(timeframe)
     if isinstance(rows, CandleArrays):
         cols = [rows.time, rows.open, rows.high, rows.low, rows.close, rows.volume]
     else:
         matrix = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
         cols = [matrix[:, j] for j in range(6)]
-    check = check_page(*cols, timeframe)
-    good_idx = np.flatnonzero(check.good)
-    good = CandleArrays(cols[0][good_idx].astype(np.int64), *(c[good_idx] for c in cols[1:]), timeframe=timeframe)
-    result = IngestResult(received=len(cols[0]), rejected=check.rejected, findings=check.findings)
-    if len(good):
-        result.first_ms, result.last_ms = int(good.time[0]), int(good.time[-1])
+    result = IngestResult(received=len(cols[0]))
     with transaction.atomic():
         storage.lock_series(market.pk, timeframe)
+        stored = _stored_around(market.pk, timeframe, cols[0], step)
+        check = check_page(*cols, timeframe, context=(stored.time, stored.close))
+        good_idx = np.flatnonzero(check.good)
+        good = CandleArrays(cols[0][good_idx].astype(np.int64), *(c[good_idx] for c in cols[1:]), timeframe=timeframe)
+        result.rejected, result.findings = check.rejected, check.findings
+        if len(stored) and len(good):
+            good = _against_stored(good, stored, result, replace_existing)
         if len(good):
+            result.first_ms, result.last_ms = int(good.time[0]), int(good.time[-1])
             covered = storage.coverage_intervals(market.pk, timeframe, result.first_ms, result.last_ms)
             result.stored = storage.upsert(market.pk, timeframe, good, covered=covered)
             storage.coverage_add(market.pk, timeframe, good.time)
@@ -78,6 +93,36 @@ def candles_ingest(*, market: Market, timeframe: str, rows: np.ndarray | CandleA
         if check.findings:
             issues_record(market=market, timeframe=timeframe, findings=check.findings, source=source, job=job)
     return result
+
+
+def _stored_around(market_id: int, timeframe: str, times: np.ndarray, step: int) -> CandleArrays:
+    """Stored candles from two bars before the page's first time to two after its last (none
+    read when the coverage table says nothing is stored there)."""
+    t = np.asarray(times, dtype=np.float64)
+    t = t[np.isfinite(t)]
+    if not len(t):
+        return CandleArrays.empty(timeframe)
+    lo, hi = int(t.min()) - 2 * step, int(t.max()) + 3 * step
+    if not storage.coverage_intervals(market_id, timeframe, lo, hi):
+        return CandleArrays.empty(timeframe)
+    return storage.read_rows(market_id, timeframe, lo, hi)
+
+
+def _against_stored(good: CandleArrays, stored: CandleArrays, result: IngestResult, replace: bool) -> CandleArrays:
+    """Count (and list) good rows whose bar is stored; without `replace`, drop them."""
+    existing = np.isin(good.time, stored.time)
+    if not existing.any():
+        return good
+    pos = np.searchsorted(stored.time, good.time[existing])
+    new = np.vstack([getattr(good, c)[existing] for c in ("open", "high", "low", "close", "volume")])
+    old = np.vstack([getattr(stored, c)[pos] for c in ("open", "high", "low", "close", "volume")])
+    differs = (new != old).any(axis=0)
+    result.existing += int(existing.sum())
+    result.changed += int(differs.sum())
+    times = good.time[existing]
+    for k in np.flatnonzero(differs)[:MAX_CHANGES_KEPT]:
+        result.changes.append({"time": int(times[k]), "before": old[:, k].tolist(), "after": new[:, k].tolist()})
+    return good if replace else good.take(~existing)
 
 
 def issues_record(*, market: Market, timeframe: str, findings: list[Finding], source: str, job=None,
