@@ -172,12 +172,14 @@ def _jumps(t, c, good, context) -> list[tuple[int, float]]:
         times, closes, page = times[order], closes[order], page[order]
     if len(times) < 2:
         return []
-    padded = np.r_[np.full(2, np.nan), closes, np.full(2, np.nan)]
     n = len(closes)
+    if n >= 3:  # ends mirrored (c2 c1 | c0 c1 ...): the first bar is still judged by its neighbours
+        padded = np.r_[closes[2], closes[1], closes, closes[-2], closes[-3]]
+        median = np.partition(np.vstack([padded[k:k + n] for k in range(5)]), 2, axis=0)[2]
+    else:
+        median = np.full(n, np.median(closes))
     # the bar itself is in its window: one broken value among its neighbours cannot move the median
-    neighbours = np.vstack([padded[k:k + n] for k in range(5)])
     with np.errstate(invalid="ignore", divide="ignore"):
-        median = np.nanmedian(neighbours, axis=0)
         ratio = closes / median
     hit = page & np.isfinite(ratio) & ((ratio > IMPLAUSIBLE_JUMP) | (ratio < 1 / IMPLAUSIBLE_JUMP))
     # page rows appear in time order, as in idx
