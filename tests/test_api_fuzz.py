@@ -101,6 +101,7 @@ def _cases(operation, owned: dict):
     return st.one_of(generated)
 
 
+@pytest.mark.timeout(900)  # the first operation of a worker also builds the test database
 @pytest.mark.parametrize("label", _operations())
 def test_api_answers_without_server_errors_and_as_documented(label, api_schema, owned, alice):
     operation = api_schema.find_operation_by_label(label)
