@@ -3,21 +3,24 @@ reconcile), and read-only orders, fills, positions and portfolio snapshots. Orde
 are visible exactly when their deployment is (another user's are 404)."""
 from __future__ import annotations
 
-from django.db.models import Q
+import django_filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins
+from rest_framework import mixins, permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
-from tradepulse.core.api import OwnedModelViewSet, OwnedViewSet, ReadOnlyOwnedViewSet
+from tradepulse.core.api import OwnedModelViewSet, OwnedViewSet, ReadOnlyOwnedViewSet, query_params
+from tradepulse.core.filters import DateTimeFilter
 from tradepulse.core.permissions import can, visible_to
 
-from . import services
+from . import selectors, services
 from .brokers import BrokerError
-from .models import Deployment, ExchangeAccount, Fill, Order, PortfolioSnapshot, Position
-from .serializers import (DeploymentSerializer, ExchangeAccountSerializer, FillSerializer, OrderSerializer,
-                          PortfolioSnapshotSerializer, PositionSerializer, StateChangeSerializer)
+from .models import OPEN_STATUSES, Deployment, ExchangeAccount, Fill, Order, PortfolioSnapshot, Position
+from .serializers import (ConfigPerformanceSerializer, DeploymentPerformanceSerializer, DeploymentSerializer,
+                          ExchangeAccountSerializer, FillSerializer, OrderSerializer, PerformanceQuerySerializer,
+                          PortfolioHistoryQuerySerializer, PortfolioHistorySerializer, PortfolioSnapshotSerializer,
+                          PositionSerializer, StateChangeSerializer)
 
 
 def _reason(request, default: str) -> str:
@@ -111,6 +114,61 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixi
         return Response(services.deployment_reconcile(deployment=deployment))
 
 
+    @extend_schema(responses=DeploymentPerformanceSerializer)
+    @action(detail=True, methods=["get"])
+    def performance(self, request, pk=None):
+        """Live results (closed trades, win rate, PnL, equity) beside the config's backtest evidence,
+        the tracking error against a replay, and the notices (stale data, no risk limits, account)."""
+        deployment = self.get_object()
+        perf = selectors.performance(Deployment.objects.filter(pk=deployment.pk), by="deployment")[deployment.pk]
+        data = {**perf.as_dict(), "notices": selectors.deployment_notices(deployment),
+                "tracking_error": selectors.tracking_error(deployment)}
+        return Response(DeploymentPerformanceSerializer(data).data)
+
+
+class OrderFilter(django_filters.FilterSet):
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte", label="Created at or after (UTC).")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt", label="Created before (UTC).")
+    open = django_filters.BooleanFilter(method="filter_open", label="Only open (true) or only settled (false).")
+
+    class Meta:
+        model = Order
+        fields = ["deployment", "account", "status", "side", "type", "symbol"]
+
+    def filter_open(self, queryset, name, value):
+        return queryset.filter(status__in=OPEN_STATUSES) if value else queryset.exclude(status__in=OPEN_STATUSES)
+
+
+class FillFilter(django_filters.FilterSet):
+    deployment = django_filters.ModelChoiceFilter(field_name="order__deployment", queryset=Deployment.objects.all())
+    after = DateTimeFilter(field_name="time", lookup_expr="gte", label="Filled at or after (UTC).")
+    before = DateTimeFilter(field_name="time", lookup_expr="lt", label="Filled before (UTC).")
+
+    class Meta:
+        model = Fill
+        fields = ["order", "order__deployment", "account", "source"]
+
+
+class PositionFilter(django_filters.FilterSet):
+    open = django_filters.BooleanFilter(method="filter_open", label="Only open (true) or only flat (false).")
+
+    class Meta:
+        model = Position
+        fields = ["deployment", "symbol", "side"]
+
+    def filter_open(self, queryset, name, value):
+        return queryset.exclude(side="flat") if value else queryset.filter(side="flat")
+
+
+class SnapshotFilter(django_filters.FilterSet):
+    after = DateTimeFilter(field_name="time", lookup_expr="gte", label="At or after (UTC).")
+    before = DateTimeFilter(field_name="time", lookup_expr="lt", label="Before (UTC).")
+
+    class Meta:
+        model = PortfolioSnapshot
+        fields = ["deployment", "account"]
+
+
 class DeploymentScopedViewSet(ReadOnlyOwnedViewSet):
     """Rows belonging to a deployment: visible when the deployment is."""
 
@@ -122,7 +180,7 @@ class DeploymentScopedViewSet(ReadOnlyOwnedViewSet):
 class OrderViewSet(DeploymentScopedViewSet):
     queryset = Order.objects.all()
     serializer_class = OrderSerializer
-    filterset_fields = ["deployment", "status", "side", "symbol"]
+    filterset_class = OrderFilter
     search_fields = ["client_order_id", "exchange_order_id"]
 
     @extend_schema(request=StateChangeSerializer, responses=OrderSerializer)
@@ -142,9 +200,9 @@ class OrderViewSet(DeploymentScopedViewSet):
 
 
 class FillViewSet(ReadOnlyOwnedViewSet):
-    queryset = Fill.objects.all()
+    queryset = Fill.objects.select_related("order")
     serializer_class = FillSerializer
-    filterset_fields = ["order", "order__deployment"]
+    filterset_class = FillFilter
 
     def get_queryset(self):
         deployments = visible_to(self.request.user, Deployment.objects.all())
@@ -154,19 +212,50 @@ class FillViewSet(ReadOnlyOwnedViewSet):
 class PositionViewSet(DeploymentScopedViewSet):
     queryset = Position.objects.all()
     serializer_class = PositionSerializer
-    filterset_fields = ["deployment", "symbol", "side"]
+    filterset_class = PositionFilter
 
 
 class PortfolioSnapshotViewSet(ReadOnlyOwnedViewSet):
     queryset = PortfolioSnapshot.objects.all()
     serializer_class = PortfolioSnapshotSerializer
-    filterset_fields = ["deployment", "account"]
+    filterset_class = SnapshotFilter
 
     def get_queryset(self):
-        user = self.request.user
-        deployments = visible_to(user, Deployment.objects.all())
-        accounts = visible_to(user, ExchangeAccount.objects.all())
-        return self.queryset.filter(Q(deployment__in=deployments) | Q(deployment__isnull=True, account__in=accounts))
+        return selectors.snapshots_visible(self.request.user)
+
+    @extend_schema(parameters=[PortfolioHistoryQuerySerializer], responses=PortfolioHistorySerializer)
+    @action(detail=False, methods=["get"])
+    def history(self, request):
+        """Equity over time, downsampled to about `max_points`: one deployment's, or the sum of every
+        deployment you may see (of one account, if given)."""
+        query = query_params(request, PortfolioHistoryQuerySerializer)
+        deployments = visible_to(request.user, Deployment.objects.all())
+        if query.get("deployment"):
+            deployments = deployments.filter(pk=query["deployment"].pk)
+        if query.get("account"):
+            deployments = deployments.filter(account=query["account"])
+        snapshots = PortfolioSnapshot.objects.filter(deployment__in=deployments)
+        data = selectors.equity_history(snapshots, max_points=query["max_points"], start=query.get("start"),
+                                        end=query.get("end"))
+        quotes = set(deployments.values_list("config__market__quote", flat=True).distinct()[:2])
+        data["quote"] = quotes.pop() if len(quotes) == 1 else ("mixed" if quotes else "")
+        return Response(PortfolioHistorySerializer(data).data)
+
+
+class PerformanceViewSet(viewsets.ViewSet):
+    """Per strategy config: live trades, win rate and PnL of its deployments you may see, beside
+    its latest backtest evidence."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = ConfigPerformanceSerializer
+
+    @extend_schema(parameters=[PerformanceQuerySerializer], responses=ConfigPerformanceSerializer(many=True))
+    def list(self, request):
+        query = query_params(request, PerformanceQuerySerializer)
+        config = query.get("config")
+        rows = selectors.config_performance(request.user, config_id=config.pk if config else None,
+                                            mode=query.get("mode"))
+        return Response(ConfigPerformanceSerializer(rows, many=True).data)
 
 
 def register(router):
@@ -176,3 +265,4 @@ def register(router):
     router.register("trading/fills", FillViewSet, basename="trading-fill")
     router.register("trading/positions", PositionViewSet, basename="trading-position")
     router.register("trading/portfolio", PortfolioSnapshotViewSet, basename="trading-portfolio")
+    router.register("trading/performance", PerformanceViewSet, basename="trading-performance")

@@ -1,0 +1,370 @@
+"""Named reads for trading's surfaces (API and dashboard): what a user may see, equity series,
+closed trades rebuilt from fills, per-config performance and the notices a deployment page shows.
+
+Nothing here invents a figure: a deployment with no snapshot has no equity (None), a config with
+no backtest evidence has no backtest figures, and the pages say so instead of showing a zero.
+Money is Decimal in the quote currency of the deployment's market; times are UTC.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import numpy as np
+from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from apps.backtests.selectors import _downsample_index
+from apps.marketdata.models import CandleCoverage
+from apps.strategies.models import ConfigEvidence, EvidenceSource, StrategyConfig
+from quant.timeframes import floor_time, timeframe_ms
+from tradepulse.core.permissions import can, visible_to
+
+from .models import (OPEN_STATUSES, Deployment, DeploymentState, ExchangeAccount, Fill, Order, OrderSide,
+                     PortfolioSnapshot, Position)
+
+ZERO = Decimal(0)
+
+
+# --- what a user may see --------------------------------------------------------------------------
+def deployments_visible(user) -> QuerySet[Deployment]:
+    """Deployments `user` may see, with what their rows show, and their latest equity
+    (`latest_equity`, `latest_equity_at`: None before the first tick)."""
+    latest = PortfolioSnapshot.objects.filter(deployment=OuterRef("pk")).order_by("-time")
+    return (visible_to(user, Deployment.objects.all())
+            .select_related("config__market__exchange", "account__exchange", "owner")
+            .annotate(latest_equity=Subquery(latest.values("equity")[:1]),
+                      latest_equity_at=Subquery(latest.values("time")[:1])))
+
+
+def accounts_visible(user) -> QuerySet[ExchangeAccount]:
+    return visible_to(user, ExchangeAccount.objects.all()).select_related("exchange", "owner")
+
+
+def deployment_for(user, pk: int) -> Deployment | None:
+    """The deployment if `user` may see it (else None: the page answers 404)."""
+    return deployments_visible(user).filter(pk=pk).first()
+
+
+def account_for(user, pk: int) -> ExchangeAccount | None:
+    return accounts_visible(user).filter(pk=pk).first()
+
+
+def may_change(user, obj) -> bool:
+    return can(user, "change", obj)
+
+
+def may_operate(user, obj) -> bool:
+    """Pause, stop, cancel, close: owners and operators (tradepulse.core.permissions)."""
+    return can(user, "change", obj) or can(user, "operate", obj)
+
+
+def orders_of(deployments) -> QuerySet[Order]:
+    return Order.objects.filter(deployment__in=deployments).select_related("deployment")
+
+
+def fills_of(deployments) -> QuerySet[Fill]:
+    return Fill.objects.filter(order__deployment__in=deployments).select_related("order__deployment")
+
+
+def open_positions_of(deployments) -> QuerySet[Position]:
+    return (Position.objects.filter(deployment__in=deployments).exclude(side="flat")
+            .select_related("deployment__config__market"))
+
+
+# --- equity series --------------------------------------------------------------------------------
+def equity_history(snapshots: QuerySet[PortfolioSnapshot], *, max_points: int = 1000, start=None, end=None) -> dict:
+    """Equity over time for a chart, at most ~max_points points (each bucket keeps its first,
+    lowest and highest point, so peaks and troughs survive).
+
+    Several deployments are summed: at each snapshot time, the total is the sum of every
+    deployment's latest equity so far (a deployment counts from its first snapshot on).
+    Returns {"time": [epoch ms], "equity": [float], "points", "snapshots", "deployments"};
+    equity is in the deployments' quote currency (the sum assumes one quote currency, which the
+    caller states when they differ).
+    """
+    if start is not None:
+        snapshots = snapshots.filter(time__gte=start)
+    if end is not None:
+        snapshots = snapshots.filter(time__lt=end)
+    rows = list(snapshots.order_by("time", "pk").values_list("time", "deployment_id", "account_id", "equity"))
+    latest: dict = {}
+    times: list[int] = []
+    totals: list[float] = []
+    for time, deployment_id, account_id, equity in rows:
+        latest[deployment_id or f"account-{account_id}"] = equity
+        ms = int(time.timestamp() * 1000)
+        total = float(sum(latest.values(), ZERO))
+        if times and times[-1] == ms:
+            totals[-1] = total  # same tick of several deployments: one point
+        else:
+            times.append(ms)
+            totals.append(total)
+    values = np.asarray(totals, dtype=np.float64)
+    index = _downsample_index(values, max_points) if len(values) else np.arange(0)
+    return {"time": [times[i] for i in index], "equity": values[index].round(8).tolist(), "points": int(len(index)),
+            "snapshots": len(rows), "deployments": len(latest)}
+
+
+# --- closed trades from fills ---------------------------------------------------------------------
+@dataclass
+class RoundTrip:
+    """One closed trade: from flat back to flat. PnL in quote currency, net of every fee."""
+
+    deployment_id: int
+    symbol: str
+    side: str
+    opened_at: datetime
+    closed_at: datetime
+    pnl: Decimal
+
+    @property
+    def won(self) -> bool:
+        return self.pnl > 0
+
+
+@dataclass
+class _Book:
+    amount: Decimal = ZERO
+    flow: Decimal = ZERO  # quote currency in (+) and out (-), fees included
+    opened_at: datetime | None = None
+    side: str = "long"
+
+
+def round_trips(fills, *, base_of: dict[str, str], steps: dict[str, Decimal]) -> list[RoundTrip]:
+    """Closed trades rebuilt from fills (oldest first): a trade opens when a deployment's holding
+    leaves zero and closes when it returns within one amount step of zero. `fills` are Fill rows
+    with `order` loaded; `base_of` maps symbol → base currency (base-currency fees reduce the
+    amount held and are valued at the fill price); `steps` maps symbol → amount step."""
+    books: dict[tuple[int, str], _Book] = defaultdict(_Book)
+    trips: list[RoundTrip] = []
+    for fill in sorted(fills, key=lambda f: (f.time, f.pk)):
+        order = fill.order
+        key = (order.deployment_id, order.symbol)
+        book = books[key]
+        base = base_of.get(order.symbol, "")
+        fee_base = fill.fee if fill.fee_currency == base else ZERO
+        fee_quote = ZERO if fill.fee_currency == base else fill.fee
+        sign = 1 if order.side == OrderSide.BUY else -1
+        if book.opened_at is None:
+            book.opened_at, book.side = fill.time, ("long" if sign > 0 else "short")
+        book.amount += sign * fill.amount - fee_base
+        book.flow += -sign * fill.amount * fill.price - fee_quote - fee_base * fill.price
+        if abs(book.amount) < steps.get(order.symbol, Decimal("1e-12")):
+            # the leftover dust below one step is valued at this fill's price
+            pnl = book.flow + book.amount * fill.price
+            trips.append(RoundTrip(order.deployment_id, order.symbol, book.side, book.opened_at, fill.time, pnl))
+            books[key] = _Book()
+    return trips
+
+
+# --- performance ----------------------------------------------------------------------------------
+@dataclass
+class Performance:
+    """Live results of some deployments (one config's, or one deployment's), with the config's
+    backtest evidence beside them. None = not measured yet (never shown as 0)."""
+
+    deployments: int = 0
+    active: int = 0
+    capital: Decimal = ZERO
+    equity: Decimal | None = None
+    trades: int = 0
+    wins: int = 0
+    realised_pnl: Decimal = ZERO
+    unrealised_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
+    closed_pnl: Decimal = ZERO
+    backtest: dict | None = None
+    modes: set = field(default_factory=set)
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.wins / self.trades if self.trades else None
+
+    @property
+    def live_return(self) -> float | None:
+        if self.equity is None or not self.capital:
+            return None
+        return float(self.equity / self.capital - 1)
+
+    def as_dict(self) -> dict:
+        return {"deployments": self.deployments, "active": self.active, "modes": sorted(self.modes),
+                "capital": self.capital, "equity": self.equity, "trades": self.trades, "wins": self.wins,
+                "win_rate": self.win_rate, "realised_pnl": self.realised_pnl, "unrealised_pnl": self.unrealised_pnl,
+                "fees": self.fees, "closed_trades_pnl": self.closed_pnl, "live_return": self.live_return,
+                "backtest": self.backtest}
+
+
+def backtest_evidence(config_ids) -> dict[int, dict]:
+    """The latest backtest evidence of each config: {config_id: {...figures, period}}."""
+    out: dict[int, dict] = {}
+    rows = (ConfigEvidence.objects.filter(config_id__in=config_ids, source=EvidenceSource.BACKTEST)
+            .order_by("config_id", "-period_end", "-pk"))
+    for ev in rows:
+        if ev.config_id in out:
+            continue
+        metrics = ev.metrics or {}
+        out[ev.config_id] = {"trades": ev.trades, "total_return": ev.total_return, "sharpe": ev.sharpe,
+                             "max_drawdown": ev.max_drawdown, "win_rate": metrics.get("win_rate"),
+                             "period_start": ev.period_start, "period_end": ev.period_end, "run_id": ev.run_id}
+    return out
+
+
+def performance(deployments: QuerySet[Deployment], *, by: str = "config") -> dict[int, Performance]:
+    """Live performance grouped by config (`by="config"`) or per deployment (`by="deployment"`):
+    closed trades and win rate from fills, realised/unrealised PnL and fees from positions, equity
+    from the latest snapshots (None until every deployment in the group has one). A handful of
+    queries whatever the number of deployments."""
+    deployments = list(deployments.select_related("config__market", "account")
+                       .annotate(latest_equity=Subquery(PortfolioSnapshot.objects.filter(deployment=OuterRef("pk"))
+                                                        .order_by("-time").values("equity")[:1])))
+    key_of = {d.pk: (d.config_id if by == "config" else d.pk) for d in deployments}
+    result: dict[int, Performance] = {}
+    missing_equity: set[int] = set()
+    for d in deployments:
+        perf = result.setdefault(key_of[d.pk], Performance())
+        perf.deployments += 1
+        perf.active += d.state == DeploymentState.ACTIVE
+        perf.capital += d.capital
+        perf.modes.add(d.account.mode)
+        if d.latest_equity is None:
+            missing_equity.add(key_of[d.pk])
+        else:
+            perf.equity = (perf.equity or ZERO) + d.latest_equity
+    for key in missing_equity:
+        result[key].equity = None
+    ids = list(key_of)
+    for p in Position.objects.filter(deployment_id__in=ids):
+        perf = result[key_of[p.deployment_id]]
+        perf.realised_pnl += p.realised_pnl
+        perf.unrealised_pnl += p.unrealised_pnl
+        perf.fees += p.fees
+    base_of = {d.config.market.symbol: d.config.market.base for d in deployments}
+    steps = {d.config.market.symbol: d.config.market.amount_step or Decimal("1e-12") for d in deployments}
+    fills = Fill.objects.filter(order__deployment_id__in=ids).select_related("order")
+    for trip in round_trips(fills, base_of=base_of, steps=steps):
+        perf = result[key_of[trip.deployment_id]]
+        perf.trades += 1
+        perf.wins += trip.won
+        perf.closed_pnl += trip.pnl
+    evidence = backtest_evidence({d.config_id for d in deployments})
+    for d in deployments:
+        result[key_of[d.pk]].backtest = evidence.get(d.config_id)
+    return result
+
+
+def config_performance(user, *, config_id: int | None = None, mode: str | None = None) -> list[dict]:
+    """One row per config that has deployments `user` may see: its live results beside its latest
+    backtest evidence (trades, win rate, PnL, return)."""
+    deployments = visible_to(user, Deployment.objects.all())
+    if config_id is not None:
+        deployments = deployments.filter(config_id=config_id)
+    if mode:
+        deployments = deployments.filter(account__mode=mode)
+    perf = performance(deployments, by="config")
+    configs = {c.pk: c for c in StrategyConfig.objects.filter(pk__in=perf).select_related("market")}
+    rows = []
+    for config_id_, p in sorted(perf.items()):
+        c = configs[config_id_]
+        rows.append({"config": c.pk, "config_name": c.name, "strategy_key": c.strategy_key, "symbol": c.market.symbol,
+                     "timeframe": c.timeframe, "quote": c.market.quote, **p.as_dict()})
+    return rows
+
+
+# --- notices on a deployment's page ---------------------------------------------------------------
+def data_freshness(deployment: Deployment, *, now: datetime | None = None) -> dict:
+    """Is the market data the deployment decides on fresh? The latest stored candle of its market
+    and timeframe, against the last bar that has closed by `now`: late by more than one bar is
+    stale (the engine takes no new entries then). {"latest_close": datetime|None, "stale": bool,
+    "bars_late": int|None}."""
+    now = now or timezone.now()
+    config = deployment.config
+    end_ms = (CandleCoverage.objects.filter(market_id=config.market_id, timeframe=config.timeframe)
+              .aggregate(end=Max("end_ms"))["end"])
+    now_ms = int(now.timestamp() * 1000)
+    if end_ms is None:
+        return {"latest_close": None, "stale": True, "bars_late": None}
+    step = timeframe_ms(config.timeframe)
+    last_closed_end = floor_time(now_ms, config.timeframe)
+    bars_late = max(0, (last_closed_end - end_ms) // step)
+    return {"latest_close": datetime.fromtimestamp(end_ms / 1000, tz=UTC), "stale": bars_late > 1,
+            "bars_late": int(bars_late)}
+
+
+def risk_summary(orders) -> dict:
+    """What the pre-trade check said about these orders: how many were checked against no limit
+    at all (the check approved without limits), and the check's own words for that."""
+    unchecked, message = 0, ""
+    for order in orders:
+        reasons = (order.verdict or {}).get("reasons") or []
+        if reasons and all(r.get("limit") in (None, "") for r in reasons):
+            unchecked += 1
+            message = message or reasons[0].get("message", "")
+    return {"unchecked": unchecked, "message": message}
+
+
+def deployment_notices(deployment: Deployment, *, orders=None, now: datetime | None = None) -> list[dict]:
+    """What a trader must know before reading the deployment's numbers: [{code, level, message}]."""
+    notices = []
+    if deployment.state != DeploymentState.STOPPED:
+        fresh = data_freshness(deployment, now=now)
+        if fresh["latest_close"] is None:
+            notices.append({"code": "no_data", "level": "bad",
+                            "message": f"No {deployment.config.timeframe} candles of {deployment.config.market.symbol} "
+                                       "are stored: the engine has nothing to decide on. Download market data first."})
+        elif fresh["stale"]:
+            notices.append({"code": "stale_data", "level": "warn",
+                            "message": f"Stale market data: the latest stored candle closed at "
+                                       f"{fresh['latest_close']:%Y-%m-%d %H:%M} UTC, {fresh['bars_late']} bars ago. "
+                                       "No new entries are taken until data is fresh."})
+    account = deployment.account
+    if account.health in ("auth_failed", "error"):
+        notices.append({"code": "account_" + account.health, "level": "bad",
+                        "message": f"Account {account.name}: {account.get_health_display()}. {account.last_error}"})
+    orders = list(orders if orders is not None else deployment.orders.all()[:200])
+    risk = risk_summary(orders)
+    if not orders:
+        notices.append({"code": "no_risk_limits_unknown", "level": "info",
+                        "message": "No order has passed the pre-trade check yet; each order will show the check's "
+                                   "verdict."})
+    elif risk["unchecked"]:
+        notices.append({"code": "no_risk_limits", "level": "warn",
+                        "message": f"No risk limits configured: {risk['unchecked']} of the last {len(orders)} orders "
+                                   f"were approved without any limit being checked (the check says: "
+                                   f"“{risk['message']}”)."})
+    return notices
+
+
+def tracking_error(deployment: Deployment) -> dict | None:
+    """Live against a replay of the same period, as the engine computed it; None until it has."""
+    return None
+
+
+def open_orders(deployment: Deployment) -> QuerySet[Order]:
+    return deployment.orders.filter(status__in=OPEN_STATUSES)
+
+
+def overview_totals(deployments: list[Deployment], positions: list[Position]) -> dict:
+    """Totals for the overview's cards. Equity sums the latest snapshots of the deployments that
+    have one; `without_equity` counts those that do not (shown, never guessed)."""
+    running = [d for d in deployments if d.state != DeploymentState.STOPPED]
+    with_equity = [d for d in running if d.latest_equity is not None]
+    quotes = {d.config.market.quote for d in running}
+    return {"equity": sum((d.latest_equity for d in with_equity), ZERO) if with_equity else None,
+            "capital": sum((d.capital for d in running), ZERO),
+            "without_equity": len(running) - len(with_equity),
+            "active": sum(d.state == DeploymentState.ACTIVE for d in deployments),
+            "paused": sum(d.state == DeploymentState.PAUSED for d in deployments),
+            "stopped": sum(d.state == DeploymentState.STOPPED for d in deployments),
+            "unrealised_pnl": sum((p.unrealised_pnl for p in positions), ZERO),
+            "open_positions": len(positions),
+            "quote": quotes.pop() if len(quotes) == 1 else ("mixed" if quotes else "")}
+
+
+def snapshots_visible(user) -> QuerySet[PortfolioSnapshot]:
+    deployments = visible_to(user, Deployment.objects.all())
+    accounts = visible_to(user, ExchangeAccount.objects.all())
+    return PortfolioSnapshot.objects.filter(Q(deployment__in=deployments) |
+                                            Q(deployment__isnull=True, account__in=accounts))
