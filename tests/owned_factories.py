@@ -112,3 +112,10 @@ def deployment(owner):
 
     return deployment_create(owner=owner, config=strategy_config(owner), account=exchange_account(owner),
                              capital=Decimal("1000"), name=f"{owner.username} deployment")
+
+
+@factory("alerts.Channel")
+def alert_channel(owner):
+    from apps.alerts.services import channel_create
+
+    return channel_create(owner=owner, name=f"{owner.username}'s mail", kind="email", email="ops@example.test")

@@ -354,6 +354,30 @@ for _index, _key in enumerate(ENCRYPTION_KEYS):
         raise ImproperlyConfigured(f"TRADEPULSE_ENCRYPTION_KEYS: key #{_index + 1} is not a Fernet key (32 url-safe "
                                    "base64-encoded bytes)") from None
 
+# --- Alerts and operations (apps/alerts, apps/dashboard/health.py) ------------------------------
+# Failed deliveries are retried after base × 2^(attempt−1) seconds, capped, up to MAX_ATTEMPTS tries.
+TRADEPULSE_ALERT_DELIVERY_MAX_ATTEMPTS = env_int("TRADEPULSE_ALERT_DELIVERY_MAX_ATTEMPTS", 6, minimum=1)
+TRADEPULSE_ALERT_DELIVERY_BACKOFF_S = env_int("TRADEPULSE_ALERT_DELIVERY_BACKOFF_S", 30, minimum=1)
+TRADEPULSE_ALERT_DELIVERY_BACKOFF_MAX_S = env_int("TRADEPULSE_ALERT_DELIVERY_BACKOFF_MAX_S", 3600, minimum=1)
+TRADEPULSE_ALERT_WEBHOOK_TIMEOUT_S = env_int("TRADEPULSE_ALERT_WEBHOOK_TIMEOUT_S", 10, minimum=1)
+TRADEPULSE_TELEGRAM_API_URL = env_str("TRADEPULSE_TELEGRAM_API_URL", "https://api.telegram.org")
+# Webhooks to private/loopback addresses are refused (the server would post into its own network).
+TRADEPULSE_WEBHOOK_ALLOW_PRIVATE = env_bool("TRADEPULSE_WEBHOOK_ALLOW_PRIVATE", False)
+# Under tests nothing may reach the internet: webhooks (and Telegram) only to a local receiver.
+TRADEPULSE_WEBHOOK_LOOPBACK_ONLY = TESTING
+# Public address of the dashboard, for links in alert messages ("" = no link).
+TRADEPULSE_BASE_URL = env_str("TRADEPULSE_BASE_URL", "")
+# /metrics: operators signed in, or `Authorization: Bearer <this token>` for a Prometheus scraper.
+TRADEPULSE_METRICS_TOKEN = env_str("TRADEPULSE_METRICS_TOKEN", "")
+EMAIL_BACKEND = env_str("TRADEPULSE_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend" if not DEBUG
+                        else "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "TradePulse <alerts@localhost>")
+
 # --- Logging ----------------------------------------------------------------------------------
 LOG_FORMAT = env_choice("TRADEPULSE_LOG_FORMAT", "text" if DEBUG else "json", ("text", "json"))
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -387,6 +411,7 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "optuna": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},  # its DEBUG lines carry request paths (webhook secrets)
     },
 }
 
@@ -394,6 +419,7 @@ CELERY_BEAT_SCHEDULE = {
     "publish-system-health": {"task": "dashboard.publish_health", "schedule": 30.0},
     "recover-lost-jobs": {"task": "jobs.recover_lost", "schedule": float(TRADEPULSE_JOB_RECOVER_EVERY_S)},
     "reconcile-trading": {"task": "trading.reconcile_all", "schedule": 300.0},
+    "deliver-due-alerts": {"task": "alerts.deliver_due", "schedule": 15.0},
 }
 
 if TESTING:

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from apps.accounts import views as account_views
+from apps.alerts import views as alert_views
 from apps.backtests import views as backtest_views
 from apps.marketdata import views as marketdata_views
 from apps.strategies import views as strategy_views
@@ -15,6 +16,8 @@ urlpatterns = [
     path("logout/", account_views.LogoutView.as_view(), name="logout"),
     path("audit/", views.audit, name="audit"),
     path("health/", views.health_page, name="health"),
+    path("alerts/", alert_views.centre, name="alerts"),
+    path("alerts/channels/", alert_views.channels, name="alert-channels"),
     path("market-data/", marketdata_views.page, name="marketdata"),
     path("strategies/", strategy_views.index, name="strategies"),
     path("backtests/", backtest_views.index, name="backtests"),

@@ -186,6 +186,6 @@
     everConnected = true;
   });
   TP.on('system.error', (m) => toast(m.data.message, 'bad'));
-  TP.on('alerts.alert.raised', (m) => toast(`${m.data.severity || 'alert'}: ${m.data.message || ''}`, m.data.severity === 'critical' ? 'bad' : 'info'));
+  // alerts.alert.* (toast, unread count): static/js/alerts.js
   if (body.dataset.authenticated === '1') connect();
 })();
