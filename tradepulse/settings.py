@@ -176,6 +176,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 TRADEPULSE_JOB_HEARTBEAT_S = env_int("TRADEPULSE_JOB_HEARTBEAT_S", 10, minimum=1)
 TRADEPULSE_JOB_STALE_AFTER_S = env_int("TRADEPULSE_JOB_STALE_AFTER_S", 60, minimum=2)
 TRADEPULSE_JOB_RECOVER_EVERY_S = env_int("TRADEPULSE_JOB_RECOVER_EVERY_S", 15, minimum=1)
+# Seconds between passes of the trading loop's beat (each acts on deployments whose bar has closed).
+TRADEPULSE_TRADING_TICK_S = env_int("TRADEPULSE_TRADING_TICK_S", 10, minimum=1)
 if TRADEPULSE_JOB_STALE_AFTER_S < 2 * TRADEPULSE_JOB_HEARTBEAT_S:
     raise ImproperlyConfigured("TRADEPULSE_JOB_STALE_AFTER_S must be at least twice TRADEPULSE_JOB_HEARTBEAT_S "
                                "(else live jobs look dead)")
@@ -420,6 +422,8 @@ CELERY_BEAT_SCHEDULE = {
     "recover-lost-jobs": {"task": "jobs.recover_lost", "schedule": float(TRADEPULSE_JOB_RECOVER_EVERY_S)},
     "reconcile-trading": {"task": "trading.reconcile_all", "schedule": 300.0},
     "deliver-due-alerts": {"task": "alerts.deliver_due", "schedule": 15.0},
+    # the engine loop: each tick acts on deployments whose timeframe bar has closed
+    "trading-tick": {"task": "trading.tick", "schedule": float(TRADEPULSE_TRADING_TICK_S)},
 }
 
 if TESTING:

@@ -128,6 +128,20 @@ class Deployment(OwnedModel):
     last_bar_time = models.BigIntegerField(null=True, blank=True, help_text="Open time (epoch ms) of the last bar acted on.")
     lock_owner = models.CharField(max_length=100, blank=True, help_text="Worker holding the run lease.")
     lock_expires_at = models.DateTimeField(null=True, blank=True)
+    engine_state = models.JSONField(default=dict, blank=True,
+                                    help_text="The engine core's state between ticks (quant.engine.core S_* values, "
+                                              "bar counter, last close, entry time).")
+    data_stale_since = models.DateTimeField(null=True, blank=True,
+                                            help_text="Set while the latest stored candle is late by more than a bar: "
+                                                      "no new entries until fresh data arrives.")
+    data_stale_reason = models.TextField(blank=True)
+    last_error = models.TextField(blank=True, help_text="The last tick's failure, for a person (empty when it ran).")
+    exit_applied_at = models.DateTimeField(null=True, blank=True,
+                                           help_text="When the exit policy of a stopped deployment was carried out.")
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    reconciled_until_ms = models.BigIntegerField(null=True, blank=True,
+                                                 help_text="Exchange time (epoch ms) up to which orders and trades "
+                                                           "were reconciled; the next run pages on from here.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -142,6 +156,10 @@ class Deployment(OwnedModel):
     @property
     def mode(self) -> str:
         return self.account.mode
+
+    @property
+    def data_stale(self) -> bool:
+        return self.data_stale_since is not None
 
 
 class OrderSide(models.TextChoices):
@@ -232,6 +250,8 @@ class Fill(models.Model):
     recorded_at = models.DateTimeField(auto_now_add=True)
     source = models.CharField(max_length=16, default="order",
                               help_text="How we learnt of it: order (the placement's answer), poll, reconciliation.")
+    engine_applied = models.BooleanField(default=False,
+                                         help_text="Booked into the deployment's engine state (live: by the next tick).")
 
     class Meta:
         ordering = ["-time"]

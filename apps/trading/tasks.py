@@ -31,3 +31,24 @@ def reconcile_all() -> int:
             except Exception:  # one deployment's failure must not stop the others
                 log.exception("reconciliation of deployment %s failed", deployment.pk)
     return checked
+
+
+@shared_task(name="trading.tick", ignore_result=True)
+def tick() -> int:
+    """The engine loop's beat (every TRADEPULSE_TRADING_TICK_S seconds): queue one tick for each
+    deployment whose timeframe bar has closed since it last acted. Returns how many were queued."""
+    due = services.deployments_due()
+    for deployment in due:
+        tick_deployment.delay(deployment.pk)
+    return len(due)
+
+
+@shared_task(name="trading.tick_deployment", ignore_result=True)
+def tick_deployment(deployment_id: int) -> dict | None:
+    """One tick of one deployment, inside its run lease (a second worker skips it); a failure is
+    stored on the deployment and never raised into the worker."""
+    deployment = Deployment.objects.filter(pk=deployment_id).first()
+    if deployment is None:
+        return None
+    with context.acting(actor_label="system:trading", user_id=deployment.owner_id):
+        return services.deployment_tick_safely(deployment=deployment)

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from .base import Broker, BrokerError
 from .ccxt import CcxtBroker
+from .paper import PaperBroker
 
 
 def broker_for(account) -> Broker:
-    """The broker that executes for `account`: ccxt for testnet/live accounts."""
+    """The broker that executes for `account`: the paper broker (engine core's fill rules on
+    stored candles) for paper accounts, ccxt for testnet/live accounts."""
     if account.mode == "paper":
-        raise BrokerError("not_supported", "Paper accounts trade through the engine core's paper broker, which is "
-                                           "not connected yet.")
+        return PaperBroker(account)
     return CcxtBroker(account)

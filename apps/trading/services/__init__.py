@@ -6,6 +6,9 @@
 - orders:      order_place, order_protect, order_apply_report, order_refresh, order_cancel, fill_record, position_apply_fill
 - reconcile:   deployment_reconcile
 - portfolio:   portfolio_snapshot_take
+- engine:      deployment_tick, deployment_tick_safely, engine_tick_all, deployments_due, candles_refresh
+- manual:      position_close, deployment_flatten (and orders.order_cancel)
+- replay:      replay (the loop with the PaperBroker over stored candles, nothing stored)
 """
 from .accounts import account_auth_failed, account_create, account_delete, account_test_connection, account_update
 from .deployments import (DeploymentBusy, deployment_activate, deployment_create, deployment_lease_acquire,
@@ -22,3 +25,7 @@ __all__ = [
     "fill_record", "order_apply_report", "order_cancel", "order_place", "order_protect", "order_refresh", "portfolio_snapshot_take",
     "position_apply_fill",
 ]
+from .engine import (candles_refresh, deployment_tick, deployment_tick_safely, deployments_due,  # noqa: E402
+                     engine_tick_all)
+from .manual import deployment_flatten, position_close  # noqa: E402
+from .replay import replay  # noqa: E402

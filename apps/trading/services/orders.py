@@ -16,13 +16,16 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
-from tradepulse.core.events import publish
+from quant.engine import core
+from tradepulse.core.events import publish_for
 
 from ..brokers import Broker, BrokerError, broker_for
 from ..brokers.base import (OrderReport, OrderRequest, ProtectiveRequest, TradeReport, check_minimums, client_order_id,
                             round_amount, round_price)
-from ..models import Deployment, Fill, Order, OrderSide, OrderStatus, OrderType, Position
+from ..brokers.paper import PaperBroker
+from ..models import Deployment, Fill, Mode, Order, OrderSide, OrderStatus, OrderType, Position
 from .accounts import account_auth_failed
+from .deployments import deployment_running
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +202,9 @@ def fill_record(*, order: Order, trade: TradeReport, source: str) -> Fill | None
     except IntegrityError:
         return None  # stored concurrently
     position_apply_fill(order=order, fill=fill)
-    publish("trading.fill.recorded", {"id": fill.pk, "order": order.pk, "deployment": order.deployment_id,
-                                      "amount": fill.amount, "price": fill.price},
-            users=[order.deployment.owner_id], topics=[f"deployment-{order.deployment_id}"])
+    publish_for(order.deployment, "trading.fill.recorded", {
+        "id": fill.pk, "order": order.pk, "deployment": order.deployment_id, "amount": fill.amount,
+        "price": fill.price, "fee": fill.fee, "fee_currency": fill.fee_currency, "time": fill.time})
     return fill
 
 
@@ -234,12 +237,10 @@ def position_apply_fill(*, order: Order, fill: Fill) -> Position:
         position.unrealised_pnl = ((price - position.entry_price) * position.amount
                                    if position.entry_price is not None else Decimal(0))
         position.save()
-        publish("trading.position.updated", {"deployment": order.deployment_id, "symbol": position.symbol,
-                                             "side": position.side, "amount": position.amount,
-                                             "entry_price": position.entry_price,
-                                             "realised_pnl": position.realised_pnl,
-                                             "unrealised_pnl": position.unrealised_pnl},
-                users=[order.deployment.owner_id], topics=[f"deployment-{order.deployment_id}"])
+        publish_for(order.deployment, "trading.position.updated", {
+            "id": position.pk, "deployment": order.deployment_id, "symbol": position.symbol, "side": position.side,
+            "amount": position.amount, "entry_price": position.entry_price, "realised_pnl": position.realised_pnl,
+            "unrealised_pnl": position.unrealised_pnl, "mark_price": position.mark_price, "fees": position.fees})
     return position
 
 
@@ -259,10 +260,14 @@ def order_refresh(*, order: Order, broker: Broker | None = None) -> Order:
     return order_apply_report(order=order, report=report, source="poll")
 
 
-def order_cancel(*, order: Order, reason: str, broker: Broker | None = None) -> Order:
-    """Cancel an open order on the exchange (audited with the reason)."""
+def order_cancel(*, order: Order, reason: str, broker: Broker | None = None, actor=None) -> Order:
+    """Cancel an open order (audited with the reason). Exchange orders are cancelled on the
+    exchange; a paper order rests with the engine, so it is cancelled there too (the pending
+    entry or exit leaves the deployment's engine state) under the deployment's run lease."""
     if order.status in TERMINAL:
         return order
+    if order.account.mode == Mode.PAPER and broker is None:
+        return _paper_cancel(order, reason, actor)
     broker = broker or broker_for(order.account)
     try:
         report = broker.cancel_order(symbol=order.symbol, client_order_id=order.client_order_id,
@@ -271,11 +276,33 @@ def order_cancel(*, order: Order, reason: str, broker: Broker | None = None) -> 
         if exc.code != "not_found":
             raise
         return order_refresh(order=order, broker=broker)
-    audit_record("trading.order.cancel_requested", target=order, reason=reason)
+    audit_record("trading.order.cancel_requested", target=order, reason=reason, actor=actor)
     return order_apply_report(order=order, report=report, source="cancel")
 
 
+def _paper_cancel(order: Order, reason: str, actor) -> Order:
+    deployment = order.deployment
+    with deployment_running(deployment, owner=f"cancel-{order.pk}"):
+        with transaction.atomic():
+            d = Deployment.objects.select_for_update().get(pk=deployment.pk)
+            values = (d.engine_state or {}).get("values")
+            if values and order.type == OrderType.MARKET:
+                side = values[core.S_SIDE] or 0
+                closing = side != 0 and ((side > 0) == (order.side == OrderSide.SELL))
+                values[core.S_PEND_EXIT if closing else core.S_PEND_ENTRY] = 0.0
+                Deployment.objects.filter(pk=d.pk).update(engine_state=d.engine_state)
+            broker = PaperBroker(order.account, symbol=order.symbol, resting=[OrderReport(
+                client_order_id=order.client_order_id, exchange_order_id=order.exchange_order_id, symbol=order.symbol,
+                side=order.side, type=order.type, status="open", amount=order.amount, filled=order.filled,
+                average=order.average)])
+            report = broker.cancel_order(symbol=order.symbol, client_order_id=order.client_order_id)
+            audit_record("trading.order.cancel_requested", target=order, reason=reason, actor=actor)
+            return order_apply_report(order=order, report=report, source="cancel")
+
+
 def _publish(order: Order) -> None:
-    publish("trading.order.updated", {"id": order.pk, "deployment": order.deployment_id, "status": order.status,
-                                      "filled": order.filled, "average": order.average, "reason": order.reason},
-            users=[order.deployment.owner_id], topics=[f"deployment-{order.deployment_id}"])
+    publish_for(order.deployment, "trading.order.updated", {
+        "id": order.pk, "deployment": order.deployment_id, "client_order_id": order.client_order_id,
+        "side": order.side, "type": order.type, "amount": order.amount, "status": order.status,
+        "filled": order.filled, "average": order.average, "reason": order.reason, "reason_code": order.reason_code,
+        "signal_bar_time": order.signal_bar_time})

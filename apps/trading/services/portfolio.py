@@ -6,20 +6,23 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from tradepulse.core.events import publish
+from django.db.models import DecimalField, ExpressionWrapper, F, Q, Sum
+
+from tradepulse.core.events import publish_for
 
 from ..models import Deployment, Fill, OrderSide, PortfolioSnapshot, Position
 
 
 def deployment_cash(deployment: Deployment) -> Decimal:
-    """Capital, minus what buys cost, plus what sells brought, net of quote-currency fees."""
+    """Capital, minus what buys cost, plus what sells brought, net of quote-currency fees (one
+    aggregate query, however many fills)."""
     quote = deployment.config.market.quote
-    cash = deployment.capital
-    for fill in Fill.objects.filter(order__deployment=deployment).select_related("order"):
-        fee = fill.fee if fill.fee_currency == quote else Decimal(0)
-        value = fill.amount * fill.price
-        cash += (-value if fill.order.side == OrderSide.BUY else value) - fee
-    return cash
+    value = ExpressionWrapper(F("amount") * F("price"), output_field=DecimalField(max_digits=40, decimal_places=20))
+    sums = Fill.objects.filter(order__deployment=deployment).aggregate(
+        bought=Sum(value, filter=Q(order__side=OrderSide.BUY)), sold=Sum(value, filter=Q(order__side=OrderSide.SELL)),
+        fees=Sum("fee", filter=Q(fee_currency=quote)))
+    return deployment.capital - (sums["bought"] or Decimal(0)) + (sums["sold"] or Decimal(0)) - (sums["fees"] or
+                                                                                               Decimal(0))
 
 
 @transaction.atomic
@@ -40,7 +43,7 @@ def portfolio_snapshot_take(*, deployment: Deployment, prices: dict[str, Decimal
     snapshot = PortfolioSnapshot.objects.create(deployment=deployment, account_id=deployment.account_id,
                                                 time=time or timezone.now(), cash=cash,
                                                 positions_value=positions_value, equity=cash + positions_value)
-    publish("trading.portfolio.tick", {"deployment": deployment.pk, "time": snapshot.time, "equity": snapshot.equity,
-                                       "cash": snapshot.cash, "positions_value": snapshot.positions_value},
-            users=[deployment.owner_id], topics=[f"deployment-{deployment.pk}"])
+    publish_for(deployment, "trading.portfolio.tick", {
+        "id": snapshot.pk, "deployment": deployment.pk, "account": deployment.account_id, "time": snapshot.time,
+        "equity": snapshot.equity, "cash": snapshot.cash, "positions_value": snapshot.positions_value})
     return snapshot
