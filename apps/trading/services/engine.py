@@ -6,8 +6,10 @@ at once):
 1. refresh the latest closed candles through the market-data service (fetched from the exchange
    and stored by `candles_ingest`, so the data a decision used can be shown later; file sources
    use what was imported);
-2. stale data — the newest stored candle is late by more than a bar — means no new entries, an
-   alert and a flag on the deployment (`data_stale_since`, `data_stale_reason`);
+2. stale data — the newest stored candle is late by more than a bar (a bar that closed more than a
+   bar ago is missing) — means no new entries, an alert and a flag on the deployment
+   (`data_stale_since`, `data_stale_reason`); the bar that has just closed may still be arriving:
+   the loop waits for it (the deployment stays due) without calling it stale;
 3. signals from the same strategy code as the backtest, over the warm-up history;
 4. for each closed bar not yet acted on, the engine core steps the deployment's stored state:
    paper — the PaperBroker fills the orders resting from the previous close by the backtest's
@@ -371,9 +373,10 @@ def deployment_tick(*, deployment: Deployment, now_ms: int | None = None, broker
     stale = ""
     if newest is None:
         stale = f"No {tf} candles of {market.symbol} are stored."
-    elif newest < newest_closed:
-        stale = (f"The latest stored {tf} candle of {market.symbol} opened at {_iso(newest)}; the bar that closed at "
-                 f"{_iso(next_open(newest_closed, tf))} is missing (late by more than a bar): no new entries.")
+    elif newest < _previous_open(newest_closed, tf):  # the newest closed bar may still be arriving; older may not
+        stale = (f"The latest stored {tf} candle of {market.symbol} closed at {_iso(next_open(newest, tf))}; "
+                 f"the bars that closed since, up to {_iso(next_open(newest_closed, tf))}, are missing (late by more "
+                 "than a bar): no new entries.")
     _set_stale(loop, stale)
     result["stale"] = bool(stale)
     if newest is None:
