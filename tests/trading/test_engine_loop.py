@@ -117,6 +117,16 @@ def test_paper_deployment_trades_from_activation_through_fills_to_equity(setup):
     assert [(t["entry_time"], t["exit_time"], t["exit_reason"]) for t in trades] == \
         [(t["entry_time"], t["exit_time"], t["exit_reason"]) for t in expected[:len(trades)]]
 
+    # tracking error: paper against a replay of the same period is exact (no slippage, no miss)
+    tracking = services.deployment_tracking_error(deployment)
+    assert tracking["period"] == {"start": first_bar, "end": int(candles.time[-1])}
+    assert tracking["replay_trades"] == tracking["live_trades"] == tracking["matched"] == len(trades)
+    assert tracking["missed"] == [] and tracking["extra"] == []
+    assert tracking["entry_slippage"]["worst"] == pytest.approx(0, abs=1e-12)
+    assert tracking["exit_slippage"]["worst"] == pytest.approx(0, abs=1e-12)
+    assert tracking["pnl"]["live"] == pytest.approx(sum(t["pnl"] for t in trades), rel=1e-9)
+    assert tracking["pnl"]["difference"] == pytest.approx(0, abs=1e-6)
+
 
 def test_paused_deployment_takes_no_entries_and_activation_needs_no_restart(setup):
     candles, market, deployment, start = setup["candles"], setup["market"], setup["deployment"], setup["start"]
@@ -129,6 +139,27 @@ def test_paused_deployment_takes_no_entries_and_activation_needs_no_restart(setu
         md.candles_ingest(market=market, timeframe="1h", rows=part(candles, k, k + 1), source="test")
         services.engine_tick_all(now_ms=start + (k + 1) * HOUR + 5_000, fetch=False)
     assert Order.objects.filter(deployment=deployment, status=OrderStatus.FILLED).exists()
+
+
+def test_tracking_error_counts_the_trades_a_pause_missed(setup):
+    candles, market, deployment, start = setup["candles"], setup["market"], setup["deployment"], setup["start"]
+    services.deployment_activate(deployment=deployment, reason="go")
+    tick(deployment, start + HISTORY * HOUR + 5_000)
+    for k in range(HISTORY, HISTORY + FUTURE):
+        if k == HISTORY + 40:
+            services.deployment_pause(deployment=deployment, reason="a pause the replay does not have")
+        if k == HISTORY + 140:
+            services.deployment_activate(deployment=deployment, reason="back")
+        md.candles_ingest(market=market, timeframe="1h", rows=part(candles, k, k + 1), source="test")
+        tick(deployment, start + (k + 1) * HOUR + 5_000)
+    tracking = services.deployment_tracking_error(deployment)
+    assert len(tracking["missed"]) >= 1
+    assert tracking["matched"] + len(tracking["missed"]) == tracking["replay_trades"]
+    assert tracking["live_trades"] == tracking["matched"] + len(tracking["extra"])
+    missed_pnl = sum(t["pnl"] for t in tracking["missed"])
+    assert tracking["pnl"]["difference"] == pytest.approx(
+        sum(p["pnl_live"] - p["pnl_replay"] for p in tracking["pairs"]) - missed_pnl
+        + sum(t["pnl"] for t in tracking["extra"]), abs=1e-6)
 
 
 def test_stale_data_means_no_entries_an_alert_and_a_flag(setup, caplog):

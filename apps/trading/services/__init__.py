@@ -9,6 +9,7 @@
 - engine:      deployment_tick, deployment_tick_safely, engine_tick_all, deployments_due, candles_refresh
 - manual:      position_close, deployment_flatten (and orders.order_cancel)
 - replay:      replay (the loop with the PaperBroker over stored candles, nothing stored)
+- tracking:    deployment_tracking_error (live trades against a replay of the same period)
 """
 from .accounts import account_auth_failed, account_create, account_delete, account_test_connection, account_update
 from .deployments import (DeploymentBusy, deployment_activate, deployment_create, deployment_lease_acquire,
@@ -29,3 +30,4 @@ from .engine import (candles_refresh, deployment_tick, deployment_tick_safely, d
                      engine_tick_all)
 from .manual import deployment_flatten, position_close  # noqa: E402
 from .replay import replay  # noqa: E402
+from .tracking import deployment_tracking_error  # noqa: E402

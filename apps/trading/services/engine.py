@@ -145,6 +145,7 @@ class DeploymentLoop:
         self.paper = deployment.account.mode == Mode.PAPER
         self.engine_config = engine_config_for(deployment)
         self.state = state_load(self.engine_config, deployment.engine_state)
+        self.first_bar = (deployment.engine_state or {}).get("first_bar")  # the first bar it acted on (ms)
         self.halted = ""  # set when the account's key was refused: nothing more is sent this tick
         if broker is None and self.paper:
             broker = PaperBroker(deployment.account, symbol=self.market.symbol,
@@ -264,7 +265,7 @@ class DeploymentLoop:
             order_refresh(order=order, broker=self.broker)
 
     def save(self, **fields) -> None:
-        values = {"engine_state": state_dump(self.state), **fields}
+        values = {"engine_state": {**state_dump(self.state), "first_bar": self.first_bar}, **fields}
         Deployment.objects.filter(pk=self.deployment.pk).update(**values)
         for name, value in values.items():
             setattr(self.deployment, name, value)
@@ -400,6 +401,8 @@ def deployment_tick(*, deployment: Deployment, now_ms: int | None = None, broker
             elif not loop.paper and t != newest:
                 may_enter, why = False, "a missed bar: only the newest bar's signal is sent to an exchange"
             bar = (float(arrays.open[i]), float(arrays.high[i]), float(arrays.low[i]), float(arrays.close[i]))
+            if loop.first_bar is None:
+                loop.first_bar = t
             outcome = loop.on_bar(bar, t, signal_row(signals, int(i)), may_enter=may_enter, why_not=why)
             result["bars"] += 1
             result["orders"] += [o.client_order_id for o in outcome.orders]

@@ -46,9 +46,11 @@ class ReplayResult:
 
 
 def replay(bars: Bars, strategy_key: str, parameters: dict, config: EngineConfig, *, hook=None,
-           symbol: str = "BASE/QUOTE") -> ReplayResult:
+           symbol: str = "BASE/QUOTE", start_index: int = 0) -> ReplayResult:
     """Run the paper loop over `bars` with `strategy_key(parameters)` and `config`.
 
+    Signals are computed over all `bars`; the engine starts flat at bar `start_index` (the bars
+    before it are the signals' history only, as for a deployment's first tick).
     `hook(intent, state)` is the pre-trade check (default: approve, as the backtest does).
     Trades have the backtest's record shape (entry/exit times are bar open times in epoch ms)."""
     t0 = time.perf_counter()
@@ -85,7 +87,8 @@ def replay(bars: Bars, strategy_key: str, parameters: dict, config: EngineConfig
         return answer
 
     current = [0]
-    for i in range(n):
+    state.bar = start_index
+    for i in range(start_index, n):
         if not flagged[i] and values[core.S_SIDE] == 0.0 and values[core.S_PEND_EXIT] == 0.0 \
                 and values[core.S_PEND_ENTRY] == 0.0:
             state.bar += 1  # flat, nothing pending, no signal: the engine would only count the bar
