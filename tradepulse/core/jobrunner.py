@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections, connection, models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from tradepulse.celery import app as celery_app
@@ -73,6 +74,19 @@ class JobType:
 
 
 _types: dict[str, JobType] = {}
+
+# Sent when a job reaches a final state (kwargs: job_type, job, state, error_code), inside its
+# transaction and before its own event; and when crash recovery acts on a job whose worker died
+# (kwargs: job_type, job, action, reason). Apps that react (alerts) connect receivers; the core
+# imports no app. A failing receiver is logged, never breaks the job.
+job_finished = Signal()
+job_recovered = Signal()
+
+
+def _notify(signal: Signal, **kwargs) -> None:
+    for receiver, result in signal.send_robust(sender=JobType, **kwargs):
+        if isinstance(result, Exception):
+            log.error("%s receiver %r failed: %r", "job signal", receiver, result)
 
 
 def register(job_type: JobType) -> JobType:
@@ -280,6 +294,8 @@ def finish_job(job_type: JobType, job: Job, state: str, *, done: Done | None = N
             metadata["error_code"] = error_code
         job_type.audit(f"{job_type.name}.{event}", target=job, reason=error if reason is None else reason,
                        metadata=metadata)
+        # Before the job's own event: a page hears of the alert, then sees the job end.
+        _notify(job_finished, job_type=job_type, job=job, state=state, error_code=error_code)
         publish(job_type, job, event)
     if on_progress:
         on_progress(job)
@@ -328,6 +344,8 @@ def _recover(job_type: JobType, job: Job, now) -> dict | None:
                .filter(pk=job.pk, state=JobState.RUNNING, heartbeat_at=job.heartbeat_at).first())
         if job is None:
             return None
+        action = "requeued" if requeue else "cancelled" if job.cancel_requested else "failed"
+        _notify(job_recovered, job_type=job_type, job=job, action=action, reason=why)
         if requeue:
             job.state, job.worker = JobState.QUEUED, ""
             job.message = f"{why}; queued again (attempt {job.attempts + 1} of {job_type.max_attempts})"[:500]
@@ -335,14 +353,11 @@ def _recover(job_type: JobType, job: Job, now) -> dict | None:
             job_type.audit(f"{job_type.name}.requeued", target=job, reason=why, metadata={"attempts": job.attempts})
             publish(job_type, job, "progress")
             transaction.on_commit(lambda: enqueue(job_type, job.pk))
-            action = "requeued"
         elif job.cancel_requested:  # it was asked to stop anyway: it has
             finish_job(job_type, job, JobState.CANCELLED, reason=why)
-            action = "cancelled"
         else:
             tries = f" after {job.attempts} attempts" if job.attempts >= job_type.max_attempts > 1 else ""
             finish_job(job_type, job, JobState.FAILED, error_code=WORKER_LOST, reason=why,
                        error=f"{why}{tries}. Retry it to continue.")
-            action = "failed"
     log.warning("%s %s: %s (%s)", job_type.name, job.pk, why, action)
     return {"type": job_type.name, "id": job.pk, "action": action, "reason": why}

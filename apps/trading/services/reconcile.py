@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from apps.alerts.services import alert_raise, alert_resolve
 from apps.audit.services import audit_record
 
 from ..brokers import Broker, BrokerError, broker_for
@@ -199,5 +200,13 @@ def _finish(deployment: Deployment, result: dict, pause: bool) -> dict:
         deployment_pause(deployment=deployment,
                          reason="Reconciliation cannot trust the books: " + " ".join(result["flagged"]))
         result["paused"] = True
+    key = f"reconcile:{deployment.pk}"
+    if result["flagged"]:
+        alert_raise(severity="critical" if result["paused"] else "error", source="trading",
+                    title=f"Reconciliation mismatch: {deployment}" + (" (paused)" if result["paused"] else ""),
+                    message=" ".join(result["flagged"]), target=deployment, key=key,
+                    context={"flagged": result["flagged"], "repaired": result["repaired"], "paused": result["paused"]})
+    else:
+        alert_resolve(source="trading", key=key, reason="Reconciliation: the books match the exchange again.")
     return result
 
