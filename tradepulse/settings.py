@@ -424,6 +424,8 @@ CELERY_BEAT_SCHEDULE = {
     "deliver-due-alerts": {"task": "alerts.deliver_due", "schedule": 15.0},
     # the engine loop: each tick acts on deployments whose timeframe bar has closed
     "trading-tick": {"task": "trading.tick", "schedule": float(TRADEPULSE_TRADING_TICK_S)},
+    "graduation-evaluate": {"task": "graduation.evaluate_all",
+                            "schedule": float(env_int("TRADEPULSE_GRADUATION_EVALUATE_EVERY_S", 300, minimum=10))},
 }
 
 if TESTING:

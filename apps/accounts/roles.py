@@ -21,7 +21,8 @@ PLATFORM_APPS = (
 TRADER_WRITE_APPS = ("marketdata", "strategies", "backtests", "training", "graduation", "risk", "trading", "alerts")
 # Models a trader may only read even inside those apps (shared reference data, decisions,
 # evidence that is measured, never typed in).
-TRADER_READ_ONLY_MODELS = {"exchange", "market", "candle", "retentionpolicy", "graduationpolicy", "configevidence"}
+TRADER_READ_ONLY_MODELS = {"exchange", "market", "candle", "retentionpolicy", "graduationpolicy", "configevidence",
+                           "graduationdecision"}
 # Extra custom permissions by role, as "app_label.codename"; missing ones (apps not yet
 # migrated) are skipped and picked up on the next migrate.
 EXTRA = {

@@ -3,6 +3,7 @@ from django.urls import path
 from apps.accounts import views as account_views
 from apps.alerts import views as alert_views
 from apps.backtests import views as backtest_views
+from apps.graduation import views as graduation_views
 from apps.marketdata import views as marketdata_views
 from apps.strategies import views as strategy_views
 from apps.training import views as training_views
@@ -25,4 +26,6 @@ urlpatterns = [
     path("backtests/<int:pk>/", backtest_views.detail, name="backtest-detail"),
     path("training/", training_views.index, name="training"),
     path("training/<int:pk>/", training_views.detail, name="training-detail"),
+    path("graduation/", graduation_views.board, name="graduation"),
+    path("graduation/configs/<int:pk>/", graduation_views.config_lineage, name="graduation-config"),
 ]
