@@ -66,11 +66,11 @@ class GraduationPolicy(TimeStampedModel):
     min_days_in_stage = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0)],
                                           help_text="Minimum days in the current stage.")
     min_trades_in_stage = models.PositiveIntegerField(null=True, blank=True,
-                                                      help_text="Minimum closed trades by the stage's deployments.")
+                                                      help_text="Minimum closed round trips by the stage's deployments.")
     max_tracking_error = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0)],
-                                           help_text="Maximum tracking error between the deployment's trades and a "
-                                                     "replay of the same period (as trading measures it, a fraction "
-                                                     "of capital).")
+                                           help_text="Maximum tracking error: the PnL difference between the "
+                                                     "deployment's closed trades and a replay of the same bars, a "
+                                                     "fraction of its capital.")
     max_live_drawdown = models.FloatField(null=True, blank=True, validators=FRACTION,
                                           help_text="Maximum drawdown of the stage's deployments' equity, a fraction.")
     # What promotion does

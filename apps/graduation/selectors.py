@@ -11,8 +11,12 @@ What each measure reads (criteria.py holds them against a policy):
   (paper/testnet/live) created since it entered the stage.
 - live_drawdown: deepest fall of any of those deployments' equity (portfolio snapshots) below
   its running high, a fraction.
-- tracking_error and trades_in_stage: trading's measures of those deployments (worst tracking
-  error, summed trades), when trading provides them; until then not measured.
+- tracking_error: for each of those deployments, trading's comparison of its trades with a
+  replay of the same bars (apps.trading.services.tracking); the criterion's value is the PnL
+  difference between live and replay as a fraction of the deployment's capital (missed and extra
+  trades and slippage all land in it), the worst deployment's; not measured before a first bar.
+- trades_in_stage: closed round trips of those deployments, from their fills (trading's
+  performance selector).
 """
 from __future__ import annotations
 
@@ -24,18 +28,11 @@ from django.utils import timezone
 from apps.strategies.models import ConfigEvidence, EvidenceSource, Stage, StrategyConfig
 from apps.strategies.selectors import latest_evidence
 from apps.trading.models import Deployment, Order, PortfolioSnapshot
+from apps.trading.selectors import performance
+from apps.trading.services.tracking import deployment_tracking_error
 from tradepulse.core.permissions import can, visible_to
 
 from .models import TRADING_STAGES, GraduationDecision, LiveRequest, LiveRequestStatus
-
-try:  # trading's measures (issue 11); absent until they land, then used as they are
-    from apps.trading.selectors import deployment_tracking_error
-except ImportError:  # pragma: no cover - depends on what trading has landed
-    deployment_tracking_error = None
-try:
-    from apps.trading.selectors import deployment_trade_count
-except ImportError:  # pragma: no cover
-    deployment_trade_count = None
 
 RESEARCH_SOURCES = (EvidenceSource.TRAINING_OOS, EvidenceSource.HOLDOUT, EvidenceSource.BACKTEST)
 
@@ -137,21 +134,27 @@ def config_measures(config: StrategyConfig, *, now: datetime | None = None) -> d
     else:
         notes["live_drawdown"] = "fewer than two equity snapshots"
 
-    if deployment_tracking_error is None:
-        notes["tracking_error"] = "trading does not measure tracking error yet"
+    errors = []
+    for d in deployments:
+        report = deployment_tracking_error(d)
+        if report is not None and d.capital:
+            errors.append((abs(report["pnl"]["difference"]) / float(d.capital), d, report))
+    if errors:
+        te, d, report = max(errors, key=lambda x: x[0])
+        values["tracking_error"] = round(te, 6)
+        sources["tracking_error"] = (f"deployment #{d.pk} against its replay: {report['matched']} of "
+                                     f"{report['replay_trades']} trades matched, {len(report['missed'])} missed, "
+                                     f"{len(report['extra'])} extra")
+        evidence["tracking_error"] = {
+            "deployment": d.pk, "value": te, "period": report["period"], "replay_trades": report["replay_trades"],
+            "live_trades": report["live_trades"], "matched": report["matched"], "missed": len(report["missed"]),
+            "extra": len(report["extra"]), "entry_slippage": report["entry_slippage"],
+            "exit_slippage": report["exit_slippage"], "pnl": report["pnl"]}
     else:
-        errors = [(deployment_tracking_error(d), d) for d in deployments]
-        errors = [(e, d) for e, d in errors if e is not None]
-        if errors:
-            te, d = max(errors, key=lambda x: x[0])
-            values["tracking_error"], sources["tracking_error"] = te, f"deployment #{d.pk} against its replay"
-        else:
-            notes["tracking_error"] = "no replay to compare with yet"
-    if deployment_trade_count is None:
-        notes["trades_in_stage"] = "trading does not count deployment trades yet"
-    else:
-        values["trades_in_stage"] = sum(deployment_trade_count(d) or 0 for d in deployments)
-        sources["trades_in_stage"] = ", ".join(f"deployment #{d.pk}" for d in deployments)
+        notes["tracking_error"] = "no bar traded yet: nothing to replay"
+    perf = performance(Deployment.objects.filter(pk__in=[d.pk for d in deployments]), by="config").get(config.pk)
+    values["trades_in_stage"] = perf.trades if perf else 0
+    sources["trades_in_stage"] = "closed round trips of " + ", ".join(f"deployment #{d.pk}" for d in deployments)
     return {"values": values, "sources": sources, "notes": notes, "evidence": evidence}
 
 
