@@ -217,14 +217,26 @@ def decisions_for(config: StrategyConfig) -> QuerySet[GraduationDecision]:
 
 
 def lineage(config: StrategyConfig) -> dict:
-    """Data fingerprint → training run and trial → backtests → decisions → deployments → trades.
+    """Data fingerprint → training run and trial → backtests → decisions → deployments → trades
+    and tracking error.
 
-    Evidence rows carry the candles' fingerprint and the run (and trial) that measured them; the
-    config's provenance names the run it came from."""
+    Evidence rows carry the candles' fingerprint and the run (and trial) that measured them; each
+    deployment comes with its orders, closed trades, equity drawdown and tracking error against a
+    replay of the bars it traded (None before its first bar)."""
     evidence = list(ConfigEvidence.objects.filter(config=config).select_related("run_type")
                     .order_by("period_end", "created_at"))
     deployments = list(Deployment.objects.filter(config=config).select_related("account").order_by("created_at"))
-    orders = {d.pk: Order.objects.filter(deployment=d).count() for d in deployments}
+    perf = performance(Deployment.objects.filter(config=config), by="deployment")
+    rows = []
+    for d in deployments:
+        report = deployment_tracking_error(d)
+        drawdown, _ = equity_drawdown(d)
+        rows.append({"deployment": d, "orders": Order.objects.filter(deployment=d).count(),
+                     "trades": perf[d.pk].trades if d.pk in perf else 0,
+                     "closed_pnl": perf[d.pk].closed_pnl if d.pk in perf else None, "drawdown": drawdown,
+                     "tracking": report,
+                     "tracking_error": (abs(report["pnl"]["difference"]) / float(d.capital)
+                                        if report is not None and d.capital else None)})
     return {"config": config, "evidence": evidence,
             "fingerprints": sorted({e.fingerprint for e in evidence if e.fingerprint}),
-            "decisions": list(decisions_for(config)), "deployments": deployments, "orders": orders}
+            "decisions": list(decisions_for(config)), "deployments": rows}
