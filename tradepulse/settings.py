@@ -79,7 +79,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.audit.middleware.RequestIdMiddleware",
-    "apps.dashboard.metrics.RequestMetricsMiddleware",  # inside the request id: 5xx rows carry it
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -276,9 +275,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # several models have a "state" choice field; name each enum after its model's choices
     "ENUM_NAME_OVERRIDES": {"DeploymentStateEnum": "apps.trading.models.DeploymentState",
-                            "JobStateEnum": "tradepulse.core.jobs.JobState",
-                            "AlertSeverityEnum": "apps.alerts.models.Severity",
-                            "AlertChannelKindEnum": "apps.alerts.models.ChannelKind"},
+                            "JobStateEnum": "tradepulse.core.jobs.JobState"},
 }
 
 # --- Internationalisation and time --------------------------------------------------------------

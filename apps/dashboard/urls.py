@@ -6,6 +6,7 @@ from apps.backtests import views as backtest_views
 from apps.graduation import views as graduation_views
 from apps.marketdata import views as marketdata_views
 from apps.strategies import views as strategy_views
+from apps.trading import views as trading_views
 from apps.training import views as training_views
 
 from . import views
@@ -28,4 +29,7 @@ urlpatterns = [
     path("training/<int:pk>/", training_views.detail, name="training-detail"),
     path("graduation/", graduation_views.board, name="graduation"),
     path("graduation/configs/<int:pk>/", graduation_views.config_lineage, name="graduation-config"),
+    path("trading/", trading_views.overview, name="trading"),
+    path("trading/deployments/<int:pk>/", trading_views.deployment_page, name="trading-deployment"),
+    path("trading/accounts/<int:pk>/", trading_views.account_page, name="trading-account"),
 ]

@@ -6,7 +6,6 @@ from django.http import JsonResponse
 from django.shortcuts import render
 
 from tradepulse.core import context
-from tradepulse.core.permissions import sees_everything
 
 
 @login_required
@@ -21,7 +20,7 @@ def audit(request):
 
 @login_required
 def health_page(request):
-    return render(request, "dashboard/health.html", {"operator": sees_everything(request.user)})
+    return render(request, "dashboard/health.html")
 
 
 def _wants_json(request) -> bool:

@@ -17,7 +17,7 @@ from tradepulse.core.permissions import can, visible_to
 from . import selectors, services
 from .brokers import BrokerError
 from .models import OPEN_STATUSES, Deployment, ExchangeAccount, Fill, Order, PortfolioSnapshot, Position
-from .serializers import (ConfigPerformanceSerializer, DeploymentPerformanceSerializer, DeploymentSerializer,
+from .serializers import (CloseResultSerializer, ConfigPerformanceSerializer, FlattenResultSerializer, ReasonSerializer, DeploymentPerformanceSerializer, DeploymentSerializer,
                           ExchangeAccountSerializer, FillSerializer, OrderSerializer, PerformanceQuerySerializer,
                           PortfolioHistoryQuerySerializer, PortfolioHistorySerializer, PortfolioSnapshotSerializer,
                           PositionSerializer, StateChangeSerializer)
@@ -28,9 +28,24 @@ def _reason(request, default: str) -> str:
 
 
 def _require_change(request, obj) -> None:
-    """Actions (test, activate, reconcile...) need change permission, not just a view share."""
+    """Actions that decide (test a key, activate) need change permission, not just a view share."""
     if not can(request.user, "change", obj):
         raise PermissionDenied("You may view this but not act on it.")
+
+
+def _require_operate(request, deployment) -> None:
+    """Operational actions (pause, stop, reconcile, cancel, close, flatten): the owner, or an
+    operator (who operates everything but edits nobody's research)."""
+    if not selectors.may_operate(request.user, deployment):
+        raise PermissionDenied("You may view this but not operate it.")
+
+
+def _manual(call, **kwargs):
+    """A manual action's refusal (a broker's or a service's) is a 400 naming why, never a 500."""
+    try:
+        return call(**kwargs)
+    except BrokerError as exc:
+        raise ValidationError({"detail": exc.message}) from None
 
 
 class ExchangeAccountViewSet(OwnedModelViewSet):
@@ -79,7 +94,10 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixi
 
     def _change_state(self, request, service, **extra):
         deployment = self.get_object()
-        _require_change(request, deployment)
+        if service is services.deployment_activate:
+            _require_change(request, deployment)
+        else:
+            _require_operate(request, deployment)
         body = StateChangeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         kwargs = {"deployment": deployment, "reason": body.validated_data["reason"], **extra}
@@ -110,8 +128,21 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixi
     def reconcile(self, request, pk=None):
         """Compare the exchange's orders, trades and balances with ours; repair or pause."""
         deployment = self.get_object()
-        _require_change(request, deployment)
+        _require_operate(request, deployment)
         return Response(services.deployment_reconcile(deployment=deployment))
+
+    @extend_schema(request=ReasonSerializer, responses=FlattenResultSerializer)
+    @action(detail=True, methods=["post"])
+    def flatten(self, request, pk=None):
+        """Pause, cancel open entry orders and close the position (through the pre-trade check and
+        the broker; paper: fills at the next bar's open). Needs a reason."""
+        deployment = self.get_object()
+        _require_operate(request, deployment)
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = _manual(services.deployment_flatten, deployment=deployment, reason=body.validated_data["reason"],
+                         actor=request.user)
+        return Response(FlattenResultSerializer(result).data)
 
 
     @extend_schema(responses=DeploymentPerformanceSerializer)
@@ -183,19 +214,15 @@ class OrderViewSet(DeploymentScopedViewSet):
     filterset_class = OrderFilter
     search_fields = ["client_order_id", "exchange_order_id"]
 
-    @extend_schema(request=StateChangeSerializer, responses=OrderSerializer)
+    @extend_schema(request=ReasonSerializer, responses=OrderSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel an open order on the exchange, with a reason (needs change on its deployment)."""
         order = self.get_object()
-        _require_change(request, order.deployment)
-        reason = str(request.data.get("reason", "")).strip()
-        if not reason:
-            raise ValidationError({"reason": "Say why: every manual action is recorded with its reason."})
-        try:
-            order = services.order_cancel(order=order, reason=reason)
-        except BrokerError as exc:
-            raise ValidationError({"detail": exc.message}) from None
+        _require_operate(request, order.deployment)
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order = _manual(services.order_cancel, order=order, reason=body.validated_data["reason"])
         return Response(OrderSerializer(order, context={"request": request}).data)
 
 
@@ -213,6 +240,20 @@ class PositionViewSet(DeploymentScopedViewSet):
     queryset = Position.objects.all()
     serializer_class = PositionSerializer
     filterset_class = PositionFilter
+
+    @extend_schema(request=ReasonSerializer, responses=CloseResultSerializer)
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        """Close the position with a market order through the pre-trade check and the deployment's
+        broker (paper: fills at the next bar's open). Needs a reason; 'order' is empty when it was
+        already flat."""
+        position = self.get_object()
+        _require_operate(request, position.deployment)
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order = _manual(services.position_close, position=position, reason=body.validated_data["reason"],
+                        actor=request.user)
+        return Response(CloseResultSerializer({"order": order}, context={"request": request}).data)
 
 
 class PortfolioSnapshotViewSet(ReadOnlyOwnedViewSet):

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import numpy as np
-from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
-from django.utils import timezone
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from apps.backtests.selectors import _downsample_index
 from apps.marketdata.models import CandleCoverage
 from apps.strategies.models import ConfigEvidence, EvidenceSource, StrategyConfig
-from quant.timeframes import floor_time, timeframe_ms
 from tradepulse.core.permissions import can, visible_to
 
+from .services.tracking import deployment_tracking_error
 from .models import (OPEN_STATUSES, Deployment, DeploymentState, ExchangeAccount, Fill, Order, OrderSide,
                      PortfolioSnapshot, Position)
 
@@ -57,8 +56,17 @@ def may_change(user, obj) -> bool:
 
 
 def may_operate(user, obj) -> bool:
-    """Pause, stop, cancel, close: owners and operators (tradepulse.core.permissions)."""
-    return can(user, "change", obj) or can(user, "operate", obj)
+    """Pause, stop, cancel, close: whoever may change it, and operators (tradepulse.core.permissions)."""
+    return can(user, "operate", obj)
+
+
+def deployments_allowed(user, deployments, action: str) -> set[int]:
+    """Ids among `deployments` that `user` may `action` ("change": activate; "operate": pause,
+    stop, cancel, close, flatten), in one query whatever their number."""
+    ids = [d.pk for d in deployments]
+    if not ids:
+        return set()
+    return set(visible_to(user, Deployment.objects.filter(pk__in=ids), action).values_list("pk", flat=True))
 
 
 def orders_of(deployments) -> QuerySet[Order]:
@@ -274,25 +282,6 @@ def config_performance(user, *, config_id: int | None = None, mode: str | None =
 
 
 # --- notices on a deployment's page ---------------------------------------------------------------
-def data_freshness(deployment: Deployment, *, now: datetime | None = None) -> dict:
-    """Is the market data the deployment decides on fresh? The latest stored candle of its market
-    and timeframe, against the last bar that has closed by `now`: late by more than one bar is
-    stale (the engine takes no new entries then). {"latest_close": datetime|None, "stale": bool,
-    "bars_late": int|None}."""
-    now = now or timezone.now()
-    config = deployment.config
-    end_ms = (CandleCoverage.objects.filter(market_id=config.market_id, timeframe=config.timeframe)
-              .aggregate(end=Max("end_ms"))["end"])
-    now_ms = int(now.timestamp() * 1000)
-    if end_ms is None:
-        return {"latest_close": None, "stale": True, "bars_late": None}
-    step = timeframe_ms(config.timeframe)
-    last_closed_end = floor_time(now_ms, config.timeframe)
-    bars_late = max(0, (last_closed_end - end_ms) // step)
-    return {"latest_close": datetime.fromtimestamp(end_ms / 1000, tz=UTC), "stale": bars_late > 1,
-            "bars_late": int(bars_late)}
-
-
 def risk_summary(orders) -> dict:
     """What the pre-trade check said about these orders: how many were checked against no limit
     at all (the check approved without limits), and the check's own words for that."""
@@ -305,20 +294,22 @@ def risk_summary(orders) -> dict:
     return {"unchecked": unchecked, "message": message}
 
 
-def deployment_notices(deployment: Deployment, *, orders=None, now: datetime | None = None) -> list[dict]:
+def deployment_notices(deployment: Deployment, *, orders=None) -> list[dict]:
     """What a trader must know before reading the deployment's numbers: [{code, level, message}]."""
     notices = []
-    if deployment.state != DeploymentState.STOPPED:
-        fresh = data_freshness(deployment, now=now)
-        if fresh["latest_close"] is None:
-            notices.append({"code": "no_data", "level": "bad",
-                            "message": f"No {deployment.config.timeframe} candles of {deployment.config.market.symbol} "
-                                       "are stored: the engine has nothing to decide on. Download market data first."})
-        elif fresh["stale"]:
-            notices.append({"code": "stale_data", "level": "warn",
-                            "message": f"Stale market data: the latest stored candle closed at "
-                                       f"{fresh['latest_close']:%Y-%m-%d %H:%M} UTC, {fresh['bars_late']} bars ago. "
-                                       "No new entries are taken until data is fresh."})
+    config = deployment.config
+    if deployment.data_stale_since:  # the engine's own judgement, set at its tick
+        notices.append({"code": "stale_data", "level": "warn",
+                        "message": f"Stale market data since {deployment.data_stale_since:%Y-%m-%d %H:%M} UTC: "
+                                   f"{deployment.data_stale_reason}"})
+    elif deployment.state != DeploymentState.STOPPED and not CandleCoverage.objects.filter(
+            market_id=config.market_id, timeframe=config.timeframe).exists():
+        notices.append({"code": "no_data", "level": "bad",
+                        "message": f"No {config.timeframe} candles of {config.market.symbol} are stored: the engine "
+                                   "has nothing to decide on. Download market data first (Market data page)."})
+    if deployment.last_error:
+        notices.append({"code": "tick_failed", "level": "bad",
+                        "message": f"The last tick failed: {deployment.last_error}"})
     account = deployment.account
     if account.health in ("auth_failed", "error"):
         notices.append({"code": "account_" + account.health, "level": "bad",
@@ -338,8 +329,9 @@ def deployment_notices(deployment: Deployment, *, orders=None, now: datetime | N
 
 
 def tracking_error(deployment: Deployment) -> dict | None:
-    """Live against a replay of the same period, as the engine computed it; None until it has."""
-    return None
+    """Live against a replay of the same period (trading.services.tracking, the one computation
+    graduation reads too); None before the deployment has acted on a bar."""
+    return deployment_tracking_error(deployment)
 
 
 def open_orders(deployment: Deployment) -> QuerySet[Order]:

@@ -228,3 +228,13 @@ class DeploymentPerformanceSerializer(PerformanceSerializer):
 
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="Why: recorded in the audit trail with the action.")
+
+
+class CloseResultSerializer(serializers.Serializer):
+    order = OrderSerializer(allow_null=True, help_text="The closing order; empty when the position was already flat.")
+
+
+class FlattenResultSerializer(serializers.Serializer):
+    paused = serializers.BooleanField(help_text="Whether it was active and has been paused.")
+    cancelled = serializers.ListField(child=serializers.CharField(), help_text="Client order ids cancelled.")
+    close_order = serializers.CharField(allow_null=True, help_text="Client order id of the closing order, if any.")

@@ -8,7 +8,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import count
 
+import numpy as np
 import pytest
+
+from apps.marketdata import services as md
+from apps.marketdata.arrays import CandleArrays
+from apps.trading.models import Position
 
 from apps.strategies.services import config_create
 from apps.trading import services
@@ -61,6 +66,11 @@ def book_trade(deployment, *, side: str, amount: str, price: str, fee: str = "0"
     return order
 
 
+def engine_tick(deployment, now_ms: int | None = None) -> dict:
+    """One tick of the engine loop (trading's own service), on stored candles only."""
+    return services.deployment_tick_safely(deployment=deployment, now_ms=now_ms, fetch=False)
+
+
 def snapshot(deployment, *, price: str, at: datetime):
     return services.portfolio_snapshot_take(deployment=deployment, prices={deployment.config.market.symbol:
                                                                            Decimal(price)}, time=at)
@@ -83,3 +93,70 @@ def traded(alice):
     snapshot(d, price="104", at=m(21))    # cash 711.08 + 3 x 104 = 1023.08
     d.refresh_from_db()
     return d
+
+
+# --- the real engine on a paper account ------------------------------------------------------------
+HOUR = 3_600_000
+
+
+class EngineRun:
+    """A paper deployment on hourly candles around now (a random walk built for the test): the
+    bars before now are stored; `step()` stores the next bar and runs the engine tick at its close,
+    the way the beat task does on a live clock. The engine decides, checks, fills (next open,
+    backtest's rules), books and publishes; the test only advances time."""
+
+    HISTORY, FUTURE = 300, 300
+
+    def __init__(self, owner, *, name="SMA paper", activate=True, seed=3):
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        self.start = now - now % HOUR - self.HISTORY * HOUR
+        n = self.HISTORY + self.FUTURE
+        rng = np.random.default_rng(seed)
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+        opens = np.r_[close[0], close[:-1]] * (1 + rng.normal(0, 0.002, n))
+        self.candles = CandleArrays(self.start + np.arange(n, dtype=np.int64) * HOUR, opens,
+                                    np.maximum(opens, close) * 1.002, np.minimum(opens, close) * 0.998, close,
+                                    np.ones(n), timeframe="1h")
+        exchange = md.exchange_get_or_create(name="Paper files")
+        self.market = md.market_get_or_create_for_import(exchange=exchange, symbol=f"PW{next(_ids)}/USDT",
+                                                         amount_step="0.001", price_step="0.01")
+        self._store(0, self.HISTORY)
+        config = config_create(owner=owner, strategy_key="sma_cross", market=self.market, timeframe="1h",
+                               parameters={"fast": 5, "slow": 20}, name=f"{name} config",
+                               execution={"fee": 0.001, "slippage": 0.0005})
+        self.account = services.account_create(owner=owner, name=f"{owner.username} paper {next(_ids)}",
+                                               exchange=exchange, mode="paper", paper_balance=Decimal("10000"),
+                                               reason="test")
+        self.deployment = services.deployment_create(owner=owner, config=config, account=self.account,
+                                                     capital=Decimal("5000"), name=name, reason="test")
+        self.k = self.HISTORY
+        if activate:
+            self.activate()
+
+    def activate(self):
+        self.deployment = services.deployment_activate(deployment=self.deployment, reason="start paper trading")
+
+    def _store(self, lo, hi):
+        c = self.candles
+        md.candles_ingest(market=self.market, timeframe="1h", source="test", rows=CandleArrays(
+            c.time[lo:hi], c.open[lo:hi], c.high[lo:hi], c.low[lo:hi], c.close[lo:hi], c.volume[lo:hi],
+            timeframe="1h"))
+
+    def first_tick(self) -> dict:
+        return engine_tick(self.deployment, self.start + self.k * HOUR + 5_000)
+
+    def step(self) -> dict:
+        self._store(self.k, self.k + 1)
+        result = engine_tick(self.deployment, self.start + (self.k + 1) * HOUR + 5_000)
+        self.k += 1
+        assert not result.get("error"), result
+        return result
+
+    def until_open_position(self) -> Position:
+        """Step until the engine holds a position (its entry filled)."""
+        while True:
+            self.step()
+            position = Position.objects.filter(deployment=self.deployment, amount__gt=0).first()
+            if position is not None:
+                return position
+            assert self.k < self.HISTORY + self.FUTURE - 5, "no entry in the test's candles"

@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import pytest
 
+from apps.audit.models import AuditEvent
 from apps.strategies.models import ConfigEvidence
 from apps.trading.models import OrderStatus, PortfolioSnapshot
 
-from .surfaces import T0, book_trade, make_deployment, snapshot, traded  # noqa: F401  (fixture)
+from .surfaces import T0, EngineRun, book_trade, engine_tick, make_deployment, snapshot, traded  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -103,12 +104,20 @@ def test_deployment_performance_says_what_to_know(api, alice, charlie, traded):
     data = api(alice).get(f"/api/v1/trading/deployments/{traded.pk}/performance/").json()
     assert data["trades"] == 2 and D(data["equity"]) == D("1023.08")
     codes = {n["code"]: n for n in data["notices"]}
-    # the file market's candles are from 2023: stale for a deployment trading now
-    assert "stale_data" in codes and "No new entries" in codes["stale_data"]["message"]
+    assert "stale_data" not in codes  # the engine has not judged its data yet
     # every order was approved by a check that applied no limit, and the page says so
     assert "no_risk_limits" in codes and "5 of the last 5 orders" in codes["no_risk_limits"]["message"]
     assert data["tracking_error"] is None
     assert api(charlie).get(f"/api/v1/trading/deployments/{traded.pk}/performance/").status_code == 404
+
+
+def test_deployment_performance_carries_the_engines_stale_data_flag(api, alice):
+    d = make_deployment(alice, name="stale")
+    engine_tick(d)  # now: the file market's candles end in 2023
+    notices = api(alice).get(f"/api/v1/trading/deployments/{d.pk}/performance/").json()["notices"]
+    stale = [n for n in notices if n["code"] == "stale_data"]
+    assert len(stale) == 1 and "late by more than a bar" in stale[0]["message"]
+    assert "SYN/USD" in stale[0]["message"]
 
 
 def test_orders_show_the_signal_bar_decision_and_verdict(api, alice, traded):
@@ -151,3 +160,79 @@ def test_list_endpoints_keep_a_query_budget_over_many_rows(api, alice, django_as
         assert client.get("/api/v1/trading/portfolio/history/").json()["snapshots"] == 30
     with django_assert_max_num_queries(10):
         assert len(client.get("/api/v1/trading/positions/").json()["results"]) == 3
+
+
+# --- manual actions through the API (the engine's own services) -----------------------------------
+@pytest.fixture
+def holding(alice):
+    run = EngineRun(alice)
+    run.first_tick()
+    position = run.until_open_position()
+    return run, position
+
+
+def test_close_a_position_with_a_reason_then_it_fills_at_the_next_open(api, alice, holding):
+    run, position = holding
+    client = api(alice)
+    refused = client.post(f"/api/v1/trading/positions/{position.pk}/close/", {}, format="json")
+    assert refused.status_code == 400 and "reason" in refused.json()["error"]["message"]
+    response = client.post(f"/api/v1/trading/positions/{position.pk}/close/", {"reason": "taking profit by hand"},
+                           format="json")
+    assert response.status_code == 200, response.json()
+    order = response.json()["order"]
+    assert order["side"] == "sell" and order["status"] == "open" and order["decision"]["by"] == "manual"
+    assert order["decision"]["actor"] == "alice" and order["verdict"]["approved"] is True
+    run.step()  # paper: the next bar's open fills it
+    position.refresh_from_db()
+    assert position.amount == 0 and position.side == "flat"
+    assert AuditEvent.objects.filter(action="trading.position.close_requested", reason="taking profit by hand").exists()
+
+
+def test_flatten_pauses_and_closes(api, alice, holding):
+    run, position = holding
+    response = api(alice).post(f"/api/v1/trading/deployments/{run.deployment.pk}/flatten/",
+                               {"reason": "news event"}, format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["paused"] is True and body["close_order"]
+    run.deployment.refresh_from_db()
+    assert run.deployment.state == "paused" and "news event" in run.deployment.state_reason
+    run.step()
+    position.refresh_from_db()
+    assert position.amount == 0
+
+
+def test_manual_actions_are_scoped(api, alice, bob, charlie, olivia, holding):
+    from guardian.shortcuts import assign_perm
+
+    run, position = holding
+    body = {"reason": "x"}
+    assert api(charlie).post(f"/api/v1/trading/positions/{position.pk}/close/", body,
+                             format="json").status_code == 404
+    assert api(charlie).post(f"/api/v1/trading/deployments/{run.deployment.pk}/flatten/", body,
+                             format="json").status_code == 404
+    assign_perm("trading.view_deployment", bob, run.deployment)
+    assert api(bob).post(f"/api/v1/trading/positions/{position.pk}/close/", body, format="json").status_code == 403
+    assert api(bob).post(f"/api/v1/trading/deployments/{run.deployment.pk}/pause/", body,
+                         format="json").status_code == 403
+    # an operator operates anyone's deployment (pause, close) but does not start it trading
+    assert api(olivia).post(f"/api/v1/trading/deployments/{run.deployment.pk}/pause/", body,
+                            format="json").status_code == 200
+    assert api(olivia).post(f"/api/v1/trading/deployments/{run.deployment.pk}/activate/", body,
+                            format="json").status_code == 403
+    response = api(olivia).post(f"/api/v1/trading/positions/{position.pk}/close/", {"reason": "risk desk"},
+                                format="json")
+    assert response.status_code == 200 and response.json()["order"]["decision"]["actor"] == "olivia"
+
+
+def test_paper_trades_track_their_replay(api, alice, holding):
+    run, position = holding
+    while not api(alice).get(f"/api/v1/trading/deployments/{run.deployment.pk}/performance/").json()["trades"]:
+        run.step()
+    data = api(alice).get(f"/api/v1/trading/deployments/{run.deployment.pk}/performance/").json()
+    te = data["tracking_error"]
+    # paper fills by the backtest's own rules: live and replay are the same trades
+    assert te["live_trades"] == te["replay_trades"] == te["matched"] == data["trades"] == 1
+    assert te["missed"] == [] and te["extra"] == []
+    assert te["pnl"]["difference"] == pytest.approx(0, abs=1e-6)
+    assert float(data["closed_trades_pnl"]) == pytest.approx(te["pnl"]["live"], abs=1e-6)

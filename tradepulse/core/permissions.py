@@ -26,7 +26,7 @@ OWNER_ACTIONS = ("view", "change", "delete")
 OPERATOR_ACTIONS = ("view", "operate")  # what seeing everything lets an operator do to anyone's object
 # API actions (viewset action names) that operate the platform (stop, restart, acknowledge)
 # rather than change research.
-OPERATIONAL_API_ACTIONS = frozenset({"cancel", "retry", "resolve", "pause", "stop", "reconcile"})
+OPERATIONAL_API_ACTIONS = frozenset({"cancel", "retry", "resolve", "pause", "stop", "reconcile", "close", "flatten"})
 
 
 def sees_everything(user) -> bool:
