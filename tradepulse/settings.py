@@ -79,6 +79,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.audit.middleware.RequestIdMiddleware",
+    "apps.dashboard.metrics.RequestMetricsMiddleware",  # inside the request id: 5xx rows carry it
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -275,7 +276,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # several models have a "state" choice field; name each enum after its model's choices
     "ENUM_NAME_OVERRIDES": {"DeploymentStateEnum": "apps.trading.models.DeploymentState",
-                            "JobStateEnum": "tradepulse.core.jobs.JobState"},
+                            "JobStateEnum": "tradepulse.core.jobs.JobState",
+                            "AlertSeverityEnum": "apps.alerts.models.Severity",
+                            "AlertChannelKindEnum": "apps.alerts.models.ChannelKind"},
 }
 
 # --- Internationalisation and time --------------------------------------------------------------

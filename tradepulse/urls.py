@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from apps.dashboard import health
+from apps.dashboard import health, metrics
 
 admin.site.site_header = "TradePulse operations"
 admin.site.site_title = "TradePulse admin"
@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("account/", include("apps.accounts.urls")),
     path("", include("apps.dashboard.urls")),
 ]

@@ -6,6 +6,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 
 from tradepulse.core import context
+from tradepulse.core.permissions import sees_everything
 
 
 @login_required
@@ -20,7 +21,7 @@ def audit(request):
 
 @login_required
 def health_page(request):
-    return render(request, "dashboard/health.html")
+    return render(request, "dashboard/health.html", {"operator": sees_everything(request.user)})
 
 
 def _wants_json(request) -> bool:

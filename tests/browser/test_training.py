@@ -14,7 +14,7 @@ from apps.training.models import TrainingRun
 from apps.marketdata import services as md
 from apps.strategies.models import StrategyConfig
 from tests.backtests.conftest import wave_candles
-from tests.training.training_fixtures import delete_optuna_journals
+from tests.training.training_fixtures import _optuna_connections_closed  # noqa: F401
 from tests.browser.conftest import SCREENSHOTS
 
 N_TRIALS = 8  # per study: 3 folds + the final study
@@ -56,7 +56,6 @@ def threaded_workers(monkeypatch):
     yield threads
     for thread in threads:
         thread.join(timeout=60)
-    delete_optuna_journals()
 
 
 def shot(page, name):

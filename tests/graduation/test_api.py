@@ -99,3 +99,23 @@ def test_decisions_filter_by_config(api, alice, make_config):
     api(alice).post(f"/api/v1/graduation/configs/{b.pk}/retire/", {"reason": "dup"}, format="json")
     rows = api(alice).get(f"/api/v1/graduation/decisions/?config={a.pk}").json()["results"]
     assert [(r["config"], r["outcome"]) for r in rows] == [(a.pk, "promote")]
+
+
+def test_list_endpoints_keep_a_query_budget(api, alice, olivia, make_config, django_assert_max_num_queries):
+    from apps.graduation import services
+
+    for i in range(25):
+        config = make_config(alice, name=f"c{i:02d}")
+        research(config)
+        if i % 5 == 0:
+            services.config_retire(config=config, actor=alice, reason="budget")
+    services.configs_evaluate_all()
+    client = api(olivia)
+    with django_assert_max_num_queries(25):
+        cards = client.get("/api/v1/graduation/configs/").json()
+    assert len(cards) == 20
+    with django_assert_max_num_queries(20):
+        decisions = client.get("/api/v1/graduation/decisions/?page_size=50").json()
+    assert decisions["count"] == 25
+    with django_assert_max_num_queries(20):
+        assert client.get("/api/v1/graduation/live-requests/").status_code == 200

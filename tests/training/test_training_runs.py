@@ -271,3 +271,26 @@ def test_a_real_edge_is_judged_likely_robust_and_its_configs_enter_validation(
     configs = StrategyConfig.objects.filter(pk__in=run.result["configs_created"])
     assert configs.count() == len(run.result["candidates"]) == 2
     assert {c.stage for c in configs} == {Stage.VALIDATION}
+
+
+def test_a_test_deletes_only_the_optuna_journals_it_created(alice, training_market):
+    """The cause of the old order-dependent flake: a test's teardown deleted every journal in the
+    shared Redis database, including those of runs still training in other processes."""
+    from quant.optimisation.runner import create_study, load_study
+    from quant.optimisation.storage import delete_storage
+
+    from .training_fixtures import own_journals_deleted
+
+    foreign = services.optuna_storage_url("another-process-run")  # made outside: someone else's
+    create_study(foreign, "another-process-run.final", sampler="random", seed=1, strategy_key="sma_cross")
+    try:
+        with own_journals_deleted() as made:
+            run = services.training_create(owner=alice, **training_kwargs(training_market), enqueue=False)
+            own = services.optuna_storage_url(run.study_name)
+            assert made == {own}
+            assert load_study(own, f"{run.study_name}.final").study_name == f"{run.study_name}.final"
+        with pytest.raises(ValueError, match="no study named"):
+            load_study(own, f"{run.study_name}.final")
+        assert load_study(foreign, "another-process-run.final").study_name == "another-process-run.final"
+    finally:
+        delete_storage(foreign)

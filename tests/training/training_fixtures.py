@@ -1,12 +1,14 @@
-"""Training fixtures: a longer wave market, a run factory, and closing optuna's connections
-(they are pooled outside Django; an open one would block dropping the test database)."""
+"""Training fixtures: a longer wave market, a run factory, and deleting the optuna journals a
+test created (only its own: other processes may share the Redis database)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
-import redis
-from django.conf import settings
 
 from apps.marketdata import services as md
+from apps.training import services
+from quant.optimisation.storage import delete_storage
 
 from .conftest import MIN, T0, ms_dt, wave_candles
 
@@ -15,20 +17,38 @@ END = T0 + BARS * MIN
 BODY_TIMES = {"start": ms_dt(T0).isoformat(), "end": ms_dt(END).isoformat()}
 
 
-def delete_optuna_journals() -> None:
-    """Training runs keep their optuna journal in this test slot's Redis database; drop them."""
-    if settings.REDIS_URL:
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        keys = list(client.scan_iter("tradepulse:optuna:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+@contextmanager
+def own_journals_deleted():
+    """Delete, on exit, the optuna journals training created inside the block, and only those.
+
+    Other test processes can share this Redis database (xdist workers and other checkouts'
+    slots map onto the same 15 databases). The old teardown deleted every `tradepulse:optuna:*`
+    key there, so a training run in another process lost its journal mid-run: "no study named
+    … in this storage", "Cannot tell a COMPLETE trial", the run failed (the order-dependent
+    flake). Every journal of the platform is named through `services.optuna_storage_url`, so
+    what it returned inside the block is the exact list to delete."""
+    made: set[str] = set()
+    original = services.optuna_storage_url
+
+    def recording(study_name: str) -> str:
+        url = original(study_name)
+        made.add(url)
+        return url
+
+    services.optuna_storage_url = recording
+    try:
+        yield made
+    finally:
+        services.optuna_storage_url = original
+        for url in made:
+            delete_storage(url)
 
 
 @pytest.fixture(autouse=True)
 def _optuna_connections_closed():
-    yield
-    delete_optuna_journals()
+    """Every training test deletes the journals it created (own_journals_deleted)."""
+    with own_journals_deleted() as made:
+        yield made
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 READ_ATTEMPTS = 4
 RETRY_DELAY = 0.25  # seconds, doubled each retry
 LOOKUP_ATTEMPTS = 3  # after an unknown placement outcome
+PAGE_LIMIT = 500  # orders / trades per request when paging through history (Binance's default page)
 STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelled": "canceled", "expired": "expired",
           "rejected": "rejected"}
 # exchanges whose spot OCO (orderList/oco) we drive through ccxt's implicit API
@@ -244,12 +245,35 @@ class CcxtBroker(Broker):
     def open_orders(self, symbol: str | None = None) -> list[OrderReport]:
         return [self._report(o) for o in self._call("fetch_open_orders", symbol, safe=True)]
 
+    def _paged(self, method: str, symbol: str, since_ms: int, params: dict | None = None) -> list[dict]:
+        """Every item of `method` from `since_ms` on, page by page (PAGE_LIMIT each): the next
+        page starts at the last item's time (items of that millisecond are read again and
+        dropped by id), until a page comes back short or brings nothing new."""
+        out, seen, since = [], set(), since_ms
+        while True:
+            page = self._call(method, symbol, since, PAGE_LIMIT, dict(params or {}), safe=True) or []
+            new = [item for item in page if item.get("id") not in seen]
+            for item in new:
+                seen.add(item.get("id"))
+                out.append(item)
+            if len(page) < PAGE_LIMIT or not new:
+                return out
+            since = max(int(item.get("timestamp") or since) for item in page)
+
     def recent_orders(self, symbol: str, since_ms: int | None = None) -> list[OrderReport]:
-        return [self._report(o) for o in self._call("fetch_orders", symbol, since_ms, safe=True)]
+        """Orders of `symbol` from `since_ms` on, all of them (paged); without `since_ms` the
+        exchange's latest page."""
+        if since_ms is None:
+            return [self._report(o) for o in self._call("fetch_orders", symbol, None, safe=True)]
+        return [self._report(o) for o in self._paged("fetch_orders", symbol, since_ms)]
 
     def my_trades(self, symbol: str, since_ms: int | None = None, *, order_id: str = "") -> list[TradeReport]:
+        """Our trades of `symbol` (of one order with `order_id`); from `since_ms` on, all of them
+        (paged); without it the exchange's latest page."""
         params = {"orderId": order_id} if order_id else {}
-        return [self._trade(t) for t in self._call("fetch_my_trades", symbol, since_ms, None, params, safe=True)]
+        if since_ms is None or order_id:
+            return [self._trade(t) for t in self._call("fetch_my_trades", symbol, since_ms, None, params, safe=True)]
+        return [self._trade(t) for t in self._paged("fetch_my_trades", symbol, since_ms, params)]
 
     def balance(self) -> dict[str, Balance]:
         raw = self._call("fetch_balance", safe=True)

@@ -56,12 +56,14 @@ from quant.timeframes import floor_time, next_open, nominal_ms
 from tradepulse.core.events import publish_for
 
 from ..brokers import Broker, BrokerError, broker_for
-from ..brokers.base import OrderReport, round_amount
+from ..brokers.base import OrderReport, check_minimums, round_amount
 from ..brokers.paper import PaperBroker, to_decimal
-from ..models import OPEN_STATUSES, Deployment, DeploymentState, ExitPolicy, Fill, Mode, Order, OrderSide, OrderStatus
+from ..models import (OPEN_STATUSES, Deployment, DeploymentState, ExitPolicy, Fill, Health, Mode, Order, OrderSide,
+                      OrderStatus)
 from .deployments import DeploymentBusy, deployment_pause, deployment_running
-from .orders import order_apply_report, order_cancel, order_place, order_refresh
+from .orders import order_apply_report, order_cancel, order_place, order_protect, order_refresh
 from .portfolio import portfolio_snapshot_take
+from .reconcile import deployment_reconcile
 
 try:  # the one warm-up rule (quant.strategies.warmup) once it is there
     from quant.strategies.warmup import warmup_bars
@@ -79,8 +81,15 @@ SIGNAL_KEYS = ("entries_long", "exits_long", "entries_short", "exits_short", "st
 
 # --- engine state between ticks ----------------------------------------------------------------
 def engine_config_for(deployment: Deployment) -> EngineConfig:
-    """The config's execution settings with the deployment's capital as the engine's cash."""
-    return replace(deployment.config.engine_config(), cash=float(deployment.capital))
+    """The config's execution settings with the deployment's capital as the engine's cash. The
+    market's own rules fill what the config leaves at 0 (lot step, tick, minimum amount and
+    notional), as `backtest` fills the lot step: an order the exchange would refuse is not sized."""
+    config = deployment.config.engine_config()
+    market = deployment.config.market
+    rules = {"amount_step": market.amount_step, "price_step": market.price_step,
+             "min_amount": market.limit("amount", "min"), "min_notional": market.limit("cost", "min")}
+    filled = {k: float(v) for k, v in rules.items() if v and not getattr(config, k)}
+    return replace(config, cash=float(deployment.capital), **filled)
 
 
 def state_dump(state: EngineState) -> dict:
@@ -175,6 +184,7 @@ class DeploymentLoop:
         else:
             result = step(self.state, (*bar, bar_time), row, hook=hook, simulate_fills=False)
             self.apply_exchange_fills()
+            self._protect(outcome.orders)
         outcome.trades, outcome.equity = result.trades, result.equity
         return outcome
 
@@ -203,16 +213,26 @@ class DeploymentLoop:
             if intent.kind == "entry" and not may_enter:
                 outcome.refused.append(f"entry not sent: {why_not}")
                 return None
+            if intent.kind == "exit" and not self.paper:
+                self._cancel_protective()
             estimate = intent.estimated_amount if intent.kind == "entry" else state.size
+            if intent.kind == "entry" and estimate <= 0:
+                estimate = self._unconstrained_estimate(intent, state)  # so the refusal names the minimum
             amount = round_amount(to_decimal(estimate), market.amount_step)
             price = to_decimal(intent.reference_price)
-            verdict = risk_check(intent=RiskIntent(
-                deployment_id=deployment.pk, account_id=deployment.account_id, owner_id=deployment.owner_id,
-                symbol=market.symbol, side=intent.direction, amount=amount, price=price,
-                stop_price=to_decimal(intent.stop_loss) if intent.stop_loss is not None else None,
-                reduces_position=intent.kind == "exit", source="engine"))
-            if verdict.approved and verdict.amount < amount and intent.kind == "entry":
-                amount = round_amount(verdict.amount, market.amount_step)
+            verdict = None  # below the market's minimums: refused by order_place before any check
+            try:
+                check_minimums(market, amount, price)
+            except BrokerError:
+                pass
+            else:
+                verdict = risk_check(intent=RiskIntent(
+                    deployment_id=deployment.pk, account_id=deployment.account_id, owner_id=deployment.owner_id,
+                    symbol=market.symbol, side=intent.direction, amount=amount, price=price,
+                    stop_price=to_decimal(intent.stop_loss) if intent.stop_loss is not None else None,
+                    reduces_position=intent.kind == "exit", source="engine"))
+                if verdict.approved and verdict.amount < amount and intent.kind == "entry":
+                    amount = round_amount(verdict.amount, market.amount_step)
             decision = {"kind": intent.kind, "side": intent.side, "bar_time": bar_time,
                         "reference_price": intent.reference_price, "stop_loss": intent.stop_loss,
                         "take_profit": intent.take_profit, "estimated_amount": intent.estimated_amount,
@@ -221,8 +241,8 @@ class DeploymentLoop:
                         "sizing": "at the fill by the config's rule (paper)" if self.paper else "fixed at placement"}
             order = order_place(deployment=deployment, side=intent.direction, amount=amount, signal_bar_time=bar_time,
                                 intent_index=INTENT_EXIT if intent.kind == "exit" else INTENT_ENTRY,
-                                reference_price=price, decision=decision, verdict=verdict.as_dict(),
-                                broker=self.broker)
+                                reference_price=price, decision=decision,
+                                verdict=verdict.as_dict() if verdict is not None else None, broker=self.broker)
             outcome.orders.append(order)
             if order.status in (OrderStatus.FAILED, OrderStatus.REJECTED):
                 outcome.refused.append(f"{intent.kind} order {order.client_order_id}: {order.reason}")
@@ -235,6 +255,33 @@ class DeploymentLoop:
 
         return hook
 
+    def _unconstrained_estimate(self, intent, state) -> float:
+        """Units the entry would get without the minimums (for a refusal that names them)."""
+        cfg = replace(self.engine_config, min_amount=0.0, min_notional=0.0).as_array()
+        direction = 1 if intent.direction == "buy" else -1
+        fill = core.market_fill_price(direction, intent.reference_price, self.engine_config.slippage)
+        return float(core.estimate_entry_size(state.values.copy(), cfg, float(fill)))
+
+    def _protect(self, orders: list[Order]) -> None:
+        """Testnet/live: rest the entry's stop-loss (and take-profit, as one OCO where the exchange
+        has it) on the exchange once the entry filled (order_protect; idempotent)."""
+        state = self.state
+        if state.side is None or state.stop_loss is None:
+            return  # no stop to rest (a target alone is not placed: see the report)
+        for order in orders:
+            if order.intent_index == INTENT_ENTRY and order.status in (OrderStatus.FILLED,
+                                                                        OrderStatus.PARTIALLY_FILLED):
+                order_protect(entry=order, stop_price=to_decimal(state.stop_loss),
+                              take_profit_price=to_decimal(state.take_profit) if state.take_profit else None,
+                              broker=self.broker)
+
+    def _cancel_protective(self) -> None:
+        """Before a signal exit on an exchange: cancel the resting stop/target so only one closes."""
+        for order in Order.objects.filter(deployment=self.deployment, status__in=OPEN_STATUSES,
+                                          parent__isnull=False):
+            order_cancel(order=order, reason="the strategy exits: the protective order is replaced",
+                         broker=self.broker)
+
     # --- live: the exchange's fills into the engine state -------------------------------------
     def apply_exchange_fills(self) -> int:
         """Book every stored fill of this deployment not yet in the engine state (oldest first)
@@ -246,10 +293,19 @@ class DeploymentLoop:
         applied = 0
         for fill in (Fill.objects.filter(order__deployment=self.deployment, engine_applied=False)
                      .select_related("order").order_by("time", "pk")):
-            fee = fill.fee if fill.fee_currency == quote else (fill.fee * fill.price if fill.fee_currency == base
-                                                                else Decimal(0))
+            # a fee in the base currency (Binance buys) leaves fewer units: book the units held and
+            # value that fee in quote at the fill price
+            fee_base = fill.fee if fill.fee_currency == base else Decimal(0)
+            fee = fill.fee if fill.fee_currency == quote else fee_base * fill.price
+            # the units the engine may sell again: net of a base fee, down to the lot step (the
+            # dust below a step stays on the account, as the exchange cannot sell it either)
+            amount = (round_amount(fill.amount - fee_base, self.market.amount_step)
+                      if fill.order.side == OrderSide.BUY else fill.amount)
+            if amount <= 0:
+                Fill.objects.filter(pk=fill.pk).update(engine_applied=True)
+                continue
             try:
-                apply_external_fill(self.state, fill.order.side, float(fill.amount), float(fill.price), float(fee))
+                apply_external_fill(self.state, fill.order.side, float(amount), float(fill.price), float(fee))
             except ValueError as exc:  # e.g. a sell while flat on a long-only config
                 log.warning("fill %s not booked into the engine of deployment %s: %s", fill.exchange_trade_id,
                             self.deployment.pk, exc)
@@ -363,6 +419,17 @@ def deployment_tick(*, deployment: Deployment, now_ms: int | None = None, broker
                             since_ms=deployment.last_bar_time)
         except exchanges.MarketDataError as exc:
             log.warning("candles of %s %s not refreshed: %s", market.symbol, tf, exc)
+    if not loop.paper and deployment.account.health == Health.AUTH_FAILED:
+        # no retry loop on a refused key: nothing is sent until a person fixes it and tests the account
+        result["error"] = f"the exchange refused the account's API key: {deployment.account.last_error}"
+        loop.save(last_tick_at=timezone.now())
+        return result
+    if not loop.paper and deployment.state == DeploymentState.ACTIVE and (
+            deployment.reconciled_at is None or deployment.reconciled_at < deployment.state_changed_at):
+        # at the start of a deployment's loop (first tick after activation): books it can trust, or a pause
+        result["reconciliation"] = deployment_reconcile(deployment=deployment, broker=loop.broker)
+        deployment.refresh_from_db()
+        loop.deployment = deployment
     loop.refresh_exchange_orders()
     loop.apply_exchange_fills()
     last_done = deployment.last_bar_time

@@ -22,12 +22,14 @@ from apps.audit.services import audit_record
 from ..brokers import Broker, BrokerError, broker_for
 from ..brokers.base import OrderReport, deployment_prefix
 from ..models import Deployment, DeploymentState, Fill, Mode, Order, OrderSide, OrderStatus, OrderType
+from .accounts import account_auth_failed
 from .deployments import deployment_pause
 from .orders import TERMINAL, order_apply_report
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_GRACE = timedelta(seconds=30)  # a just-submitted order may not be visible yet
+RECONCILE_OVERLAP = timedelta(hours=1)  # re-read before the last reconciled point (late reports)
 
 
 def _parse_bar(cid: str, prefix: str) -> tuple[int, int]:
@@ -89,15 +91,19 @@ def deployment_reconcile(*, deployment: Deployment, broker: Broker | None = None
         return result
     market = deployment.config.market
     symbol, prefix = market.symbol, deployment_prefix(deployment.pk)
+    since = reconcile_since(deployment)
     try:
         broker = broker or broker_for(account)
-        # the exchange's most recent orders and trades (its clock, its page size): no `since`
-        seen = {r.client_order_id: r for r in broker.recent_orders(symbol)}
+        # every order and trade since the last reconciled point, page by page (not only the
+        # exchange's latest page, which a busy account outgrows between two runs)
+        seen = {r.client_order_id: r for r in broker.recent_orders(symbol, since)}
         seen.update({r.client_order_id: r for r in broker.open_orders(symbol)})
-        trades = broker.my_trades(symbol)
+        trades = broker.my_trades(symbol, since)
         balances = broker.balance()
     except BrokerError as exc:
         result["flagged"].append(f"Could not read the exchange: {exc.message}")
+        if exc.code == "auth_failed":
+            account_auth_failed(account=account, message=exc.message)  # the account shows it; no retry loop
         return _finish(deployment, result, pause and exc.code == "auth_failed")
 
     ours = {o.client_order_id: o for o in Order.objects.filter(deployment=deployment)}
@@ -160,7 +166,50 @@ def deployment_reconcile(*, deployment: Deployment, broker: Broker | None = None
         elif order.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
             result["flagged"].append(f"Order {cid} is open in our books but unknown to the exchange.")
     _check_balances(deployment, balances, result)
+    times = [r.time_ms for r in seen.values() if r.time_ms] + [t.time_ms for t in trades if t.time_ms]
+    result["since"] = since
+    if not result["flagged"]:
+        # next run pages on from here, re-reading an overlap (what arrives late is still seen)
+        if times:
+            until = max(times) - int(RECONCILE_OVERLAP.total_seconds() * 1000)
+            Deployment.objects.filter(pk=deployment.pk).update(
+                reconciled_until_ms=until if since is None else max(since, until))
+    Deployment.objects.filter(pk=deployment.pk).update(reconciled_at=timezone.now())
     return _finish(deployment, result, pause and bool(result["flagged"]))
+
+
+def _exchange_time(order: Order) -> int | None:
+    """When the exchange says it took the order (its clock, ms), from its last answer."""
+    raw = order.raw or {}
+    for key in ("transactTime", "time", "transactionTime", "updateTime"):
+        if str(raw.get(key) or "").isdigit():
+            return int(raw[key])
+    return None
+
+
+def reconcile_since(deployment: Deployment) -> int | None:
+    """Exchange time (ms) reconciliation reads orders and trades from: the last reconciled point,
+    moved back to the oldest order we still hold unsettled; on the first run, our first order's
+    exchange time. Always minus an overlap. None (the exchange's latest page) when nothing of
+    ours has an exchange time yet."""
+    overlap = int(RECONCILE_OVERLAP.total_seconds() * 1000)
+    candidates = []
+    if deployment.reconciled_until_ms is not None:
+        candidates.append(deployment.reconciled_until_ms)
+    orders = Order.objects.filter(deployment=deployment).order_by("created_at")
+    if not candidates:
+        first = next((t for t in (_exchange_time(o) for o in orders[:20]) if t is not None), None)
+        first_fill = (Fill.objects.filter(order__deployment=deployment).order_by("time")
+                      .values_list("time", flat=True).first())
+        if first_fill is not None:
+            first = min(first or 2 ** 62, int(first_fill.timestamp() * 1000))
+        if first is not None:
+            candidates.append(first - overlap)
+    for order in orders.exclude(status__in=TERMINAL):
+        t = _exchange_time(order)
+        if t is not None:
+            candidates.append(t - overlap)
+    return min(candidates) if candidates else None
 
 
 def _check_balances(deployment: Deployment, balances: dict, result: dict) -> None:
