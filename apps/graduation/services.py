@@ -28,17 +28,18 @@ from apps.strategies.models import Stage, StrategyConfig
 from apps.trading.models import Deployment, DeploymentState, ExchangeAccount
 from apps.trading.services.deployments import (allocated_capital, deployment_activate, deployment_create,
                                                deployment_pause, free_balance)
-from tradepulse.core.events import publish_for
+from tradepulse.core.events import publish, publish_for
 from tradepulse.core.permissions import can
 
 from . import criteria as crit
 from .models import (LADDER, TRADING_STAGES, DecidedBy, GraduationDecision, GraduationPolicy, Kind, LiveRequest,
                      LiveRequestStatus, Outcome, next_stage, stage_rank)
 from .selectors import config_measures
-from .serializers import DecisionSerializer, LiveRequestSerializer
+from .serializers import DecisionSerializer, LiveRequestSerializer, PolicySerializer
 
 log = logging.getLogger(__name__)
 CAPITAL_STEP = Decimal("0.00000001")
+POLICY_TOPIC = "graduation-policies"
 
 
 def _require_reason(reason: str) -> str:
@@ -72,6 +73,7 @@ def policy_update(*, policy: GraduationPolicy, actor, reason: str, **changes) ->
     policy.save()
     audit_record("graduation.policy.updated", target=policy, reason=reason, actor=actor,
                  changes=diff(before, {f: getattr(policy, f) for f in GraduationPolicy.EDITABLE}))
+    publish("graduation.policy", PolicySerializer(policy).data, topics=[POLICY_TOPIC])
     return policy
 
 

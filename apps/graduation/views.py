@@ -11,7 +11,7 @@ from apps.strategies.models import Stage, StrategyConfig
 from tradepulse.core.permissions import can, visible_to
 
 from . import selectors
-from .models import LADDER, GraduationPolicy, stage_rank
+from .models import LADDER
 
 
 @login_required
@@ -19,8 +19,7 @@ def board(request):
     return render(request, "graduation/board.html", {
         "stages": [(s, Stage(s).label) for s in LADDER],
         "may_approve": request.user.has_perm("graduation.approve_live"),
-        "policies": sorted(GraduationPolicy.objects.all(),
-                           key=lambda p: (p.kind != "promote", stage_rank(p.from_stage))),
+        "may_edit_policies": request.user.has_perm("graduation.change_graduationpolicy"),
     })
 
 

@@ -135,6 +135,97 @@
     });
   }
 
+
+  // --- policies --------------------------------------------------------------------------------
+  const THRESHOLDS = [
+    ['min_trades', 'Min trades (research evidence)', '1'], ['min_oos_sharpe', 'Min out-of-sample Sharpe', 'any'],
+    ['max_drawdown', 'Max drawdown (research, fraction)', 'any'], ['max_pbo', 'Max PBO (0–1)', 'any'],
+    ['min_dsr', 'Min deflated Sharpe (0–1)', 'any'], ['min_days_in_stage', 'Min days in stage', 'any'],
+    ['min_trades_in_stage', 'Min closed trades in stage', '1'],
+    ['max_tracking_error', 'Max tracking error (fraction of capital)', 'any'],
+    ['max_live_drawdown', 'Max drawdown in stage (fraction)', 'any'],
+  ];
+  const num = (v) => (v === null || v === undefined ? '—' : esc(v));
+  const policyOrder = (p) => (p.kind === 'promote' ? 0 : 10) + STAGES.indexOf(p.from_stage);
+
+  function policyRow(p, mayEdit) {
+    const kind = p.kind === 'promote' ? 'Promotion' : 'Demotion';
+    const onPromotion = p.start_deployment
+      ? `deploy ${esc(p.deployment_capital_fraction)} of ${esc(p.deployment_account_name || "the owner's only account")}`
+      : (p.to_stage === 'live' ? (p.requires_approval ? 'second person approves' : 'no approval') : '—');
+    const cells = THRESHOLDS.map(([f]) => `<td class="num" data-field="${f}">${num(p[f])}</td>`).join('');
+    return `<tr data-policy="${p.kind}-${p.from_stage}" data-id="${p.id}">
+      <td>${kind} ${esc(LABELS[p.from_stage])} → ${esc(LABELS[p.to_stage])}</td>
+      <td data-field="automatic">${p.automatic ? 'automatic' : 'by a person'}</td>${cells}<td>${onPromotion}</td>
+      <td class="small">${p.updated_by ? esc(p.updated_by) + ': ' : ''}${esc(p.reason)}</td>
+      ${mayEdit ? `<td><button class="small" data-edit-policy="${p.id}">Edit</button></td>` : ''}</tr>`;
+  }
+
+  function policies(mayEdit) {
+    let byId = {};
+    const body = $('#gr-policies tbody');
+    function render() {
+      const list = Object.values(byId).sort((a, b) => policyOrder(a) - policyOrder(b));
+      body.innerHTML = list.map((p) => policyRow(p, mayEdit)).join('');
+    }
+    async function load() {
+      byId = Object.fromEntries((await TP.api('/api/v1/graduation/policies/')).map((p) => [p.id, p]));
+      render();
+    }
+    TP.subscribe('graduation-policies');
+    TP.on('graduation.policy', (msg) => { byId[msg.data.id] = msg.data; render(); });
+    TP.onResync(load);
+    load();
+    if (!mayEdit) return;
+    const dialog = $('#gr-policy-dialog');
+    let editing = null;
+    body.addEventListener('click', (ev) => {
+      const btn = ev.target.closest('button[data-edit-policy]');
+      if (!btn) return;
+      editing = byId[btn.dataset.editPolicy];
+      const p = editing;
+      $('#gr-policy-title').textContent = `${p.kind === 'promote' ? 'Promotion' : 'Demotion'} ${LABELS[p.from_stage]} → ${LABELS[p.to_stage]}`;
+      const field = (name, label, step) => `<label>${esc(label)} <input type="number" step="${step}" min="0"
+        name="${name}" value="${p[name] === null ? '' : esc(p[name])}"></label>`;
+      const check = (name, label) => `<label><input type="checkbox" name="${name}" ${p[name] ? 'checked' : ''}> ${esc(label)}</label>`;
+      let extra = '';
+      if (p.kind === 'promote' && (p.to_stage === 'paper' || p.to_stage === 'testnet')) {
+        extra = check('start_deployment', 'Start a deployment on promotion') +
+          field('deployment_capital_fraction', 'Capital: fraction of the account\'s free balance', 'any') +
+          `<label>Account name (empty: the owner's only ${p.to_stage} account) <input name="deployment_account_name" maxlength="100" value="${esc(p.deployment_account_name)}"></label>`;
+      }
+      if (p.to_stage === 'live') extra = check('requires_approval', 'A second person approves (graduation.approve_live)');
+      $('#gr-policy-fields').innerHTML = check('automatic', 'Applied automatically by the evaluation') +
+        THRESHOLDS.map(([f, label, step]) => field(f, label, step)).join('') + extra;
+      $('#gr-policy-reason').value = '';
+      $('#gr-policy-error').textContent = '';
+      dialog.showModal();
+    });
+    $('#gr-policy-cancel').addEventListener('click', () => dialog.close());
+    $('#gr-policy-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const reason = $('#gr-policy-reason').value.trim();
+      if (!reason) { $('#gr-policy-error').textContent = 'Say why: policy changes are audited with their reason.'; return; }
+      const changes = {reason};
+      $('#gr-policy-fields').querySelectorAll('input').forEach((input) => {
+        let value;
+        if (input.type === 'checkbox') value = input.checked;
+        else if (input.type === 'number') value = input.value === '' ? null : Number(input.value);
+        else value = input.value;
+        if (value !== editing[input.name]) changes[input.name] = value;
+      });
+      try {
+        const saved = await TP.api(`/api/v1/graduation/policies/${editing.id}/`, {method: 'PATCH', body: changes, quiet: true});
+        byId[saved.id] = saved;
+        render();
+        dialog.close();
+        TP.toast('Policy saved; the change is in the audit trail.', 'ok');
+      } catch (e) {
+        $('#gr-policy-error').textContent = e.message;
+      }
+    });
+  }
+
   // --- the board -------------------------------------------------------------------------------
   function evidenceHtml(e) {
     if (!e) return '<p class="muted small">No research evidence yet.</p>';
@@ -217,6 +308,7 @@
     TP.on('graduation.live_request', () => { loadQueue(); loadCards(); });
     TP.onResync(() => { loadCards(); loadQueue(); loadDecisions(); });
     loadCards(); loadQueue(); loadDecisions();
+    policies(opts.mayEditPolicies);
   }
 
   // --- a config's lineage ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from playwright.sync_api import expect
 
 from apps.accounts.roles import OPERATOR
@@ -15,6 +16,17 @@ from apps.strategies.services import config_create, config_evidence_record
 from tests.browser.conftest import SCREENSHOTS
 from tests.conftest import make_user
 from tests.owned_factories import _file_market
+
+
+@pytest.fixture(autouse=True)
+def default_policies(transactional_db):
+    """The data migration's policies: a transactional test before this one flushed them."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    if not GraduationPolicy.objects.exists():
+        import_module("apps.graduation.migrations.0002_default_policies").create(apps, None)
 
 
 def _config(owner, name, stage="discovery", **figures):
@@ -137,3 +149,35 @@ def test_the_requester_sees_their_request_waiting_for_someone_else(login, page, 
     row = page.locator("#gr-queue-table tr[data-live-request]")
     expect(row).to_contain_text("your request: another person approves")
     expect(row.get_by_role("button", name="Approve")).to_have_count(0)
+
+
+def test_an_operator_edits_a_policy_with_a_reason_on_the_board(login, page, live_url, olivia):
+    from apps.audit.models import AuditEvent
+
+    policy = GraduationPolicy.objects.get(kind="promote", from_stage="discovery")
+    login(olivia)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{live_url}/graduation/")
+    row = page.locator('#gr-policies tr[data-policy="promote-discovery"]')
+    expect(row.locator('[data-field="min_trades"]')).to_have_text(str(policy.min_trades))
+    row.get_by_role("button", name="Edit").click()
+    page.fill('#gr-policy-fields input[name="min_trades"]', "45")
+    page.fill('#gr-policy-fields input[name="max_pbo"]', "")  # not applied any more
+    page.click("#gr-policy-save")
+    expect(page.locator("#gr-policy-error")).to_contain_text("Say why")
+    page.fill("#gr-policy-reason", "fewer trades in slow markets")
+    page.click("#gr-policy-save")
+    expect(row.locator('[data-field="min_trades"]')).to_have_text("45")
+    expect(row.locator('[data-field="max_pbo"]')).to_have_text("—")
+    expect(row).to_contain_text("olivia: fewer trades in slow markets")
+    policy.refresh_from_db()
+    assert (policy.min_trades, policy.max_pbo) == (45, None)
+    event = AuditEvent.objects.get(action="graduation.policy.updated")
+    assert event.reason == "fewer trades in slow markets" and event.changes["min_trades"] == [30, 45]
+
+
+def test_traders_read_policies_but_get_no_edit_button(login, page, live_url, alice):
+    login(alice)
+    page.goto(f"{live_url}/graduation/")
+    expect(page.locator("#gr-policies tbody tr")).to_have_count(8)
+    expect(page.locator("#gr-policies button")).to_have_count(0)
