@@ -260,3 +260,23 @@ def test_deployment_page_shows_tracking_error_against_the_replay(client, alice):
     assert "Trades live / replay 1 / 1" in page and "Matched (same bar, same side) 1" in page
     assert "Missed (replay only) 0" in page and "Extra (live only) 0" in page
     assert "Difference (USDT) 0.00 " in page
+
+
+def test_pages_keep_a_query_budget_whatever_the_number_of_rows(client, alice, django_assert_max_num_queries):
+    from .surfaces import snapshot
+
+    deployments = [make_deployment(alice, name=f"d{i}") for i in range(8)]
+    for i in range(40):
+        d = deployments[i % 8]
+        book_trade(d, side="buy", amount="1", price=str(100 + i), at=T0 + timedelta(minutes=i))
+        snapshot(d, price=str(101 + i), at=T0 + timedelta(minutes=i, seconds=30))
+    client.force_login(alice)
+    client.get("/trading/")  # warm the session and permission caches
+    with django_assert_max_num_queries(25):
+        page = text(client.get("/trading/"))
+    assert page.count("SYN/USD · 1m") == 8 and "8 open positions" in page
+    with django_assert_max_num_queries(30):
+        page = text(client.get(f"/trading/deployments/{deployments[0].pk}/"))
+    assert page.count("check: approved, no limits checked") == 5
+    with django_assert_max_num_queries(20):
+        client.get(f"/trading/accounts/{deployments[0].account_id}/")
