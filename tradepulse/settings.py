@@ -429,6 +429,7 @@ CELERY_BEAT_SCHEDULE = {
     "trading-tick": {"task": "trading.tick", "schedule": float(TRADEPULSE_TRADING_TICK_S)},
     "graduation-evaluate": {"task": "graduation.evaluate_all",
                             "schedule": float(env_int("TRADEPULSE_GRADUATION_EVALUATE_EVERY_S", 300, minimum=10))},
+    "risk-watch": {"task": "risk.watch", "schedule": 60.0},
 }
 
 if TESTING:
