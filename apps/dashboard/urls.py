@@ -5,6 +5,7 @@ from apps.alerts import views as alert_views
 from apps.backtests import views as backtest_views
 from apps.graduation import views as graduation_views
 from apps.marketdata import views as marketdata_views
+from apps.risk import views as risk_views
 from apps.strategies import views as strategy_views
 from apps.trading import views as trading_views
 from apps.training import views as training_views
@@ -25,6 +26,7 @@ urlpatterns = [
     path("backtests/", backtest_views.index, name="backtests"),
     path("backtests/compare/", backtest_views.compare, name="backtests-compare"),
     path("backtests/<int:pk>/", backtest_views.detail, name="backtest-detail"),
+    path("risk/", risk_views.page, name="risk"),
     path("training/", training_views.index, name="training"),
     path("training/<int:pk>/", training_views.detail, name="training-detail"),
     path("graduation/", graduation_views.board, name="graduation"),
