@@ -12,6 +12,8 @@ import pytest
 
 from apps.marketdata import services as md
 from apps.marketdata.arrays import CandleArrays
+from apps.risk.models import RiskProfile
+from apps.risk.services import PROFILE_FIELDS
 from apps.strategies.services import config_create
 from apps.trading import services
 from apps.trading.models import (Deployment, DeploymentState, Fill, Mode, Order, OrderStatus, PortfolioSnapshot,
@@ -56,6 +58,9 @@ def setup(alice):
                                       paper_balance=Decimal("10000"), reason="test")
     deployment = services.deployment_create(owner=alice, config=config, account=account, capital=Decimal("5000"),
                                             reason="test")
+    # Parity with the replay holds while no risk limit binds: the platform's default limits would
+    # resize these all-in entries. How limits act on the loop's orders is tested in tests/risk.
+    RiskProfile.objects.filter(target_key="global").update(**{f: None for f in PROFILE_FIELDS})
     return {"candles": candles, "market": market, "deployment": deployment, "start": start}
 
 
