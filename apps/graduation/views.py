@@ -11,7 +11,7 @@ from apps.strategies.models import Stage, StrategyConfig
 from tradepulse.core.permissions import can, visible_to
 
 from . import selectors
-from .models import LADDER
+from .models import LADDER, LiveRequest, LiveRequestStatus
 
 
 @login_required
@@ -34,4 +34,7 @@ def config_lineage(request, pk: int):
         "config": config, "lineage": selectors.lineage(config), "card": selectors.card(config, request.user),
         "measures": measures, "may_promote": can(request.user, "change", config),
         "may_demote": can(request.user, "operate", config),
+        "may_approve": request.user.has_perm("graduation.approve_live"),
+        "pending": LiveRequest.objects.filter(config=config, status=LiveRequestStatus.PENDING)
+                                      .select_related("requested_by").first(),
     })

@@ -322,6 +322,8 @@
       $('#gr-stage').textContent = LABELS[msg.data.to_stage];
       if (msg.data.from_stage !== msg.data.to_stage) {
         $('.gr-actions').innerHTML = '<span class="muted small">Stage changed: <a href="">reload</a> for its actions.</span>';
+        const waiting = $('#gr-pending');
+        if (waiting) waiting.remove();
       }
     });
   }

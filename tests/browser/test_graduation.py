@@ -29,9 +29,10 @@ def default_policies(transactional_db):
         import_module("apps.graduation.migrations.0002_default_policies").create(apps, None)
 
 
-def _config(owner, name, stage="discovery", **figures):
-    config = config_create(owner=owner, strategy_key="sma_cross", market=_file_market(), timeframe="1m",
-                           parameters={"fast": 10, "slow": 30}, name=name, stage=stage)
+def _config(owner, name, stage="discovery", strategy_key="sma_cross", parameters=None, **figures):
+    config = config_create(owner=owner, strategy_key=strategy_key, market=_file_market(), timeframe="1m",
+                           parameters={"fast": 10, "slow": 30} if parameters is None else parameters, name=name,
+                           stage=stage)
     row = {"trades": 80, "sharpe": 1.4, "max_drawdown": 0.12, "total_return": 0.3, "oos_sharpe": 1.2, "dsr": 0.97,
            "pbo": 0.1, **figures}
     config_evidence_record(config=config, source="training_oos", period_start=datetime(2024, 1, 1, tzinfo=UTC),
@@ -52,6 +53,7 @@ def _no_horizontal_scroll(page):
 def test_promote_from_the_board_with_a_reason_and_see_the_decision_live(login, page, live_url, alice, charlie):
     mine = _config(alice, "trend A")
     _config(alice, "weak B", oos_sharpe=0.1)
+    _config(alice, "momentum M", strategy_key="macd", parameters={})
     _config(charlie, "not yours")
     policy = GraduationPolicy.objects.get(kind="promote", from_stage="discovery")
     login(alice)
@@ -59,11 +61,16 @@ def test_promote_from_the_board_with_a_reason_and_see_the_decision_live(login, p
     page.goto(f"{live_url}/graduation/")
     expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     discovery = page.locator('.gr-col[data-stage="discovery"]')
-    expect(discovery.locator(".gr-card")).to_have_count(2)
+    expect(discovery.locator(".gr-card")).to_have_count(3)
     expect(page.locator("#gr-board")).not_to_contain_text("not yours")
     card = page.locator(f'[data-card="{mine.pk}"]')
     expect(card).to_contain_text("1.20")  # OOS Sharpe on the card
     expect(page.locator("#gr-decisions")).to_contain_text("No decision yet.")
+    page.select_option("#gr-strategy", "macd")
+    expect(page.locator(".gr-card")).to_have_count(1)
+    expect(page.locator("#gr-count")).to_have_text("1 of 3 configs")
+    page.select_option("#gr-strategy", "")
+    expect(page.locator(".gr-card")).to_have_count(3)
     page.screenshot(path=str(SCREENSHOTS / "graduation_board_1440.png"), full_page=True)
 
     card.get_by_role("button", name="Promote").click()
@@ -112,6 +119,8 @@ def test_lineage_page_and_the_live_approval_queue_for_a_second_person(login, pag
     page.set_viewport_size({"width": 1440, "height": 900})
     page.goto(f"{live_url}/graduation/configs/{config.pk}/")
     expect(page.locator("#gr-stage")).to_have_text("Testnet")
+    expect(page.locator("#gr-pending")).to_contain_text("by otto: 30 days clean on testnet")
+    expect(page.locator("#gr-pending").get_by_role("button", name="Approve…")).to_be_visible()
     expect(page.locator("#gr-evidence tr[data-source=training_oos]")).to_contain_text("1.20")
     expect(page.locator(".gr-lineage")).to_contain_text("cdcdcdcdcdcdcdcd")
     expect(page.locator("#gr-stage-measures")).to_contain_text("not measured")
