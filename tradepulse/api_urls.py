@@ -15,6 +15,7 @@ API_MODULES = [
     "apps.risk.api",
     "apps.trading.api",
     "apps.alerts.api",
+    "apps.ops.api",
     "apps.dashboard.api",
 ]
 

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "apps.risk",
     "apps.trading",
     "apps.alerts",
+    "apps.ops",
     "apps.dashboard",
 ]
 
@@ -374,6 +375,12 @@ TRADEPULSE_WEBHOOK_LOOPBACK_ONLY = TESTING
 TRADEPULSE_BASE_URL = env_str("TRADEPULSE_BASE_URL", "")
 # /metrics: operators signed in, or `Authorization: Bearer <this token>` for a Prometheus scraper.
 TRADEPULSE_METRICS_TOKEN = env_str("TRADEPULSE_METRICS_TOKEN", "")
+# Backups (apps/ops): where, and how long daily (scheduled) backups are kept; the newest KEEP_MIN
+# scheduled backups are kept whatever their age, manual ones until deleted.
+TRADEPULSE_BACKUP_DIR = env_str("TRADEPULSE_BACKUP_DIR", str(VAR_DIR / "backups"))
+TRADEPULSE_BACKUP_KEEP_DAYS = env_int("TRADEPULSE_BACKUP_KEEP_DAYS", 14, minimum=1)
+TRADEPULSE_BACKUP_KEEP_MIN = env_int("TRADEPULSE_BACKUP_KEEP_MIN", 3, minimum=1)
+TRADEPULSE_BACKUP_HOUR_UTC = env_int("TRADEPULSE_BACKUP_HOUR_UTC", 2, minimum=0)
 EMAIL_BACKEND = env_str("TRADEPULSE_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend" if not DEBUG
                         else "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
@@ -420,11 +427,14 @@ LOGGING = {
     },
 }
 
+from celery.schedules import crontab as _crontab  # noqa: E402
+
 CELERY_BEAT_SCHEDULE = {
     "publish-system-health": {"task": "dashboard.publish_health", "schedule": 30.0},
     "recover-lost-jobs": {"task": "jobs.recover_lost", "schedule": float(TRADEPULSE_JOB_RECOVER_EVERY_S)},
     "reconcile-trading": {"task": "trading.reconcile_all", "schedule": 300.0},
     "deliver-due-alerts": {"task": "alerts.deliver_due", "schedule": 15.0},
+    "backup-daily": {"task": "ops.backup_daily", "schedule": _crontab(minute=17, hour=TRADEPULSE_BACKUP_HOUR_UTC)},
     # the engine loop: each tick acts on deployments whose timeframe bar has closed
     "trading-tick": {"task": "trading.tick", "schedule": float(TRADEPULSE_TRADING_TICK_S)},
     "graduation-evaluate": {"task": "graduation.evaluate_all",

@@ -14,6 +14,7 @@ NAV = [
     ("dashboard:alerts", "Alerts"),
     ("dashboard:audit", "Audit trail"),
     ("dashboard:health", "System health"),
+    ("dashboard:backups", "Backups"),
 ]
 
 

@@ -5,6 +5,7 @@ from apps.alerts import views as alert_views
 from apps.backtests import views as backtest_views
 from apps.graduation import views as graduation_views
 from apps.marketdata import views as marketdata_views
+from apps.ops import views as ops_views
 from apps.risk import views as risk_views
 from apps.strategies import views as strategy_views
 from apps.trading import views as trading_views
@@ -21,6 +22,7 @@ urlpatterns = [
     path("health/", views.health_page, name="health"),
     path("alerts/", alert_views.centre, name="alerts"),
     path("alerts/channels/", alert_views.channels, name="alert-channels"),
+    path("operations/backups/", ops_views.backups, name="backups"),
     path("market-data/", marketdata_views.page, name="marketdata"),
     path("strategies/", strategy_views.index, name="strategies"),
     path("backtests/", backtest_views.index, name="backtests"),

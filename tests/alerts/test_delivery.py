@@ -279,3 +279,16 @@ def test_deliveries_of_another_users_channel_are_404(api, alice, charlie, receiv
     assert api(charlie).get("/api/v1/alert-deliveries/").json()["count"] == 0
     assert api(alice).get("/api/v1/alert-deliveries/").json()["count"] == 1
     assert api(charlie).post(f"/api/v1/alert-channels/{channel.pk}/test/", {}, format="json").status_code == 404
+
+
+def test_the_web_process_knows_the_delivery_and_backup_tasks():
+    """A web process queues deliveries (and backups) by task name: the tasks must be registered
+    there without anything importing them first (a fresh interpreter, as daphne starts)."""
+    import subprocess
+    import sys
+
+    code = ("import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tradepulse.settings'); "
+            "django.setup(); from tradepulse.celery import app; "
+            "print(sorted(t for t in app.tasks if t.startswith(('alerts.', 'ops.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == str(["alerts.deliver", "alerts.deliver_due", "ops.backup_daily", "ops.backup_run"])
