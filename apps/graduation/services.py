@@ -22,7 +22,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apps.alerts.services import alert_raise
+from apps.alerts.services import alert_raise, alert_resolve
 from apps.audit.services import audit_record, diff
 from apps.strategies.models import Stage, StrategyConfig
 from apps.trading.models import Deployment, DeploymentState, ExchangeAccount
@@ -209,9 +209,12 @@ def config_evaluate(*, config: StrategyConfig, now=None) -> GraduationDecision |
                             deployment = _start_deployment(config, promote, promote.to_stage, reason)
                         from_stage = config.stage
                         _move(config, promote.to_stage)
-                        return _record(config=config, from_stage=from_stage, to_stage=promote.to_stage,
-                                       outcome=Outcome.PROMOTE, reason=reason, criteria=rows, evidence=evidence,
-                                       policy=promote, deployment=deployment)
+                        decision = _record(config=config, from_stage=from_stage, to_stage=promote.to_stage,
+                                           outcome=Outcome.PROMOTE, reason=reason, criteria=rows, evidence=evidence,
+                                           policy=promote, deployment=deployment)
+                    alert_resolve(source="graduation", key=f"graduation-refused:config-{config.pk}",
+                                  reason=f"promoted to {promote.to_stage}")
+                    return decision
                 except ValidationError as exc:
                     why = "; ".join(exc.messages)
                     hold_reason = f"Every criterion passes, but the promotion is refused: {why}"

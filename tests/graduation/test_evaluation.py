@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from apps.alerts.models import Alert
 from apps.audit.models import AuditEvent
 from apps.graduation import services
 from apps.graduation.models import GraduationDecision, GraduationPolicy, LiveRequest
@@ -14,22 +15,6 @@ from apps.strategies.models import StrategyConfig
 from apps.trading.models import Deployment
 
 from .conftest import active_deployment, plant_equity, research
-
-
-@pytest.fixture
-def raised(monkeypatch):
-    """Alerts raised through apps.alerts.services.alert_raise (still raised, also collected)."""
-    from apps.alerts import services as alerts
-
-    seen = []
-    original = alerts.alert_raise
-
-    def capture(**kwargs):
-        seen.append(kwargs)
-        return original(**kwargs)
-
-    monkeypatch.setattr(services, "alert_raise", capture)
-    return seen
 
 
 def _policy(kind, stage):
@@ -85,14 +70,20 @@ def test_promotion_to_paper_starts_a_deployment_on_the_owners_paper_account(alic
     assert deployment.capital == (Decimal("10000") * fraction).quantize(Decimal("0.00000001"))
 
 
-def test_promotion_to_paper_without_a_paper_account_is_refused_clearly(alice, make_config, raised):
+def test_promotion_to_paper_without_a_paper_account_is_refused_clearly(alice, make_config, paper_account):
     config = make_config(alice, stage="validation")
     research(config)
     decision = services.config_evaluate(config=config)
     assert decision.outcome == "hold" and StrategyConfig.objects.get(pk=config.pk).stage == "validation"
     assert "alice has no paper account on Test files" in decision.reason
     assert not Deployment.objects.filter(config=config).exists()
-    assert raised and "refused" in raised[-1]["title"]
+    alert = Alert.objects.get(source="graduation", target_id=str(config.pk))
+    assert alert.title == "trend: promotion to paper refused" and "no paper account" in alert.message
+    assert alert.owner == alice and alert.resolved_at is None
+    paper_account(alice)  # the owner makes one: the next evaluation promotes and the alert resolves
+    assert services.config_evaluate(config=config).outcome == "promote"
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None
 
 
 def test_several_paper_accounts_without_a_named_one_are_refused(alice, make_config, paper_account, olivia):
@@ -108,7 +99,7 @@ def test_several_paper_accounts_without_a_named_one_are_refused(alice, make_conf
 
 
 def test_planted_drawdown_demotes_pauses_the_deployment_and_raises_an_alert(alice, make_config, paper_account,
-                                                                            raised, published,
+                                                                            published,
                                                                             django_capture_on_commit_callbacks):
     config = make_config(alice, stage="paper")
     deployment = active_deployment(config, paper_account(alice))
@@ -125,8 +116,10 @@ def test_planted_drawdown_demotes_pauses_the_deployment_and_raises_an_alert(alic
     assert "Drawdown in stage" in deployment.state_reason
     assert decision.deployment == deployment and decision.evidence["paused"] == [deployment.pk]
     assert StrategyConfig.objects.get(pk=config.pk).stage == "validation"
-    assert raised[-1]["title"] == f"{config.name} demoted from paper to validation"
-    assert raised[-1]["source"] == "graduation" and raised[-1]["target"].pk == config.pk
+    alert = Alert.objects.get(source="graduation", key=f"graduation-demoted:config-{config.pk}")
+    assert alert.title == f"{config.name} demoted from paper to validation" and alert.severity == "warning"
+    assert "Drawdown in stage" in alert.message and alert.owner == alice
+    assert alert.context["paused_deployments"] == [deployment.pk]
     assert any(m["type"] == "graduation.decision" and m["data"]["outcome"] == "demote" for _, m in published)
 
 

@@ -55,3 +55,19 @@ def test_admin_promote_action_asks_for_a_reason(client, olivia, make_config):
     decision = GraduationDecision.objects.get(config=config)
     assert (decision.outcome, decision.actor, decision.reason) == ("promote", olivia, "checked the folds")
     assert client.get(f"/admin/graduation/graduationdecision/{decision.pk}/change/").status_code == 200
+
+
+def test_policy_changes_reach_whoever_may_read_policies(alice, olivia, django_capture_on_commit_callbacks, published):
+    from django.contrib.auth.models import AnonymousUser
+
+    from apps.graduation import services
+    from tradepulse.core import events
+
+    assert events.may_subscribe(alice, "graduation-policies")
+    assert not events.may_subscribe(AnonymousUser(), "graduation-policies")
+    assert not events.may_subscribe(alice, "graduation-7")
+    policy = GraduationPolicy.objects.get(kind="demote", from_stage="live")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.policy_update(policy=policy, actor=olivia, reason="tighter live drawdown", max_live_drawdown=0.1)
+    [(groups, message)] = [(g, m) for g, m in published if m["type"] == "graduation.policy"]
+    assert "topic-graduation-policies" in groups and message["data"]["max_live_drawdown"] == 0.1
