@@ -311,12 +311,15 @@ def correlations(deployment, scopes: list[ScopeState], bars: int, now: datetime)
     bar_key = int(now.timestamp() * 1000) // step
     markets = dict(Position.objects.filter(symbol__in=symbols).exclude(amount=0)
                    .values_list("symbol", "deployment__config__market_id").distinct())
-    mine = _returns(deployment.config.market_id, timeframe, bars, bar_key)
+    own = deployment.config.market_id
     out = {}
     for symbol, market_id in markets.items():
-        rho = correlation(mine, _returns(market_id, timeframe, bars, bar_key))
-        if rho is not None:
-            out[symbol] = Decimal(str(round(rho, 4)))
+        key = ("rho", own, market_id, timeframe, bars, bar_key)
+        if key not in _CORR_CACHE:  # one computation per pair and bar
+            rho = correlation(_returns(own, timeframe, bars, bar_key), _returns(market_id, timeframe, bars, bar_key))
+            _CORR_CACHE[key] = Decimal(str(round(rho, 4))) if rho is not None else None
+        if _CORR_CACHE[key] is not None:
+            out[symbol] = _CORR_CACHE[key]
     return out
 
 

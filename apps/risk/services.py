@@ -302,11 +302,16 @@ def _stop_trading(switch: KillSwitch, scope: str, target, flatten: bool) -> dict
         try:
             trading_services.order_cancel(order=order, reason=note)
             cancelled.append(order.client_order_id)
-        except BrokerError as exc:
-            failed.append({"order": order.client_order_id, "error": exc.message})
+        except (BrokerError, ValidationError) as exc:
+            failed.append({"order": order.client_order_id,
+                           "error": getattr(exc, "message", None) or "; ".join(exc.messages)})
     if flatten:
         for deployment in deployments:
-            closed += _flatten(deployment, switch, note)
+            try:
+                closed += _flatten(deployment, switch, note)
+            except (BrokerError, ValidationError) as exc:  # e.g. a tick holds the lease: say so, keep going
+                text = getattr(exc, "message", None) or "; ".join(getattr(exc, "messages", [str(exc)]))
+                failed.append({"deployment": deployment.pk, "error": f"not closed: {text}"})
     return {"cancelled": cancelled, "cancel_failed": failed, "closed": closed,
             "deployments": [d.pk for d in deployments]}
 
@@ -351,14 +356,19 @@ def killswitch_release(*, switch: KillSwitch, reason: str, actor=None) -> KillSw
 def verdict_record(*, intent: OrderIntent, verdict: Verdict, context: RiskContext) -> None:
     """After a check: audit a resize or rejection, store an adaptive adjustment that changed the
     deployment's risk per trade, and trip the kill switch where daily loss or drawdown breached."""
+    adaptive = context.adaptive
+    changed = adaptive is not None and (adaptive.get("previous_pct") is None
+                                        or Decimal(adaptive["previous_pct"]) != adaptive["risk_pct"])
+    if verdict.outcome == "approved" and not changed and not verdict.breaches:
+        return  # the common case writes nothing and reads nothing
     deployment = Deployment.objects.filter(pk=intent.deployment_id).first() if intent.deployment_id else None
     if verdict.outcome != "approved":
         audit_record(f"risk.check.{verdict.outcome}", target=deployment, reason=verdict.reason,
                      metadata={"intent": {"symbol": intent.symbol, "side": intent.side, "amount": intent.amount,
                                           "price": intent.price, "stop_price": intent.stop_price,
                                           "source": intent.source}, "verdict": verdict.as_dict()})
-    if context.adaptive is not None and deployment is not None:
-        _adjustment_store(deployment, context.adaptive)
+    if changed and deployment is not None:
+        _adjustment_store(deployment, adaptive)
     for breach in verdict.breaches:
         _trip_for_breach(breach, context)
 
