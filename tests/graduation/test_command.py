@@ -51,7 +51,8 @@ def test_evaluate_all_json_lists_each_decision_with_its_criteria(alice, make_con
     (["--config", "999999", "--to", "paper", "--reason", "x", "--as", "alice"], "No strategy config 999999."),
     (["--config", "{pk}", "--to", "validation", "--as", "alice"], "Say why"),
     (["--config", "{pk}", "--to", "live", "--reason", "x", "--as", "alice"], "one stage at a time"),
-    (["--config", "{pk}", "--to", "validation", "--reason", "x"], "--as USERNAME"),
+    (["--config", "{pk}", "--to", "validation", "--reason", "x", "--as", "nobody"], "No active user 'nobody'."),
+    (["--approve-live", "1", "--reason", "x"], "--as USERNAME"),
     (["--config", "{pk}", "--to", "moon", "--reason", "x", "--as", "alice"], "Unknown stage 'moon'"),
 ])
 def test_errors_are_one_clear_line(alice, make_config, args, message):
@@ -67,7 +68,24 @@ def test_command_errors_exit_non_zero_with_one_line_on_stderr():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "manage.py", "graduate", "--config", "0", "--to", "paper", "--reason",
-                             "x"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "manage.py", "graduate", "--approve-live", "1", "--reason", "x"],
+                            capture_output=True, text=True)
     assert result.returncode != 0
-    assert result.stderr.strip() == "CommandError: Say who answers for it: --as USERNAME."
+    assert result.stderr.strip() == "CommandError: Say who decides (the second person): --as USERNAME."
+
+
+def test_without_as_the_config_owner_answers_and_live_goes_through_a_second_person(olivia, make_config):
+    from apps.accounts.roles import OPERATOR
+    from tests.conftest import make_user
+
+    otto = make_user("otto", OPERATOR, is_staff=True)  # holds approve_live, but not for his own request
+    config = make_config(otto, stage="testnet")
+    filed = json.loads(_run("--config", str(config.pk), "--to", "live", "--reason", "30 days clean", "--json"))
+    request = filed["live_request"]
+    assert request["requested_by"] == "otto" and request["status"] == "pending"
+    with pytest.raises(CommandError, match="Four eyes"):
+        _run("--approve-live", str(request["id"]), "--reason", "mine", "--as", "otto")
+    approved = json.loads(_run("--approve-live", str(request["id"]), "--reason", "checked", "--as", "olivia",
+                               "--json"))
+    assert approved["decision"]["to_stage"] == "live" and approved["decision"]["actor"] == "olivia"
+    assert StrategyConfig.objects.get(pk=config.pk).stage == "live"

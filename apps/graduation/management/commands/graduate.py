@@ -6,7 +6,8 @@
     manage.py graduate --evaluate-all --json
 
 `--to` a higher stage promotes one step (live: files a live request for a second person), a lower
-one demotes, `retired` retires. The person answering for it is `--as USERNAME`.
+one demotes, `retired` retires. The person answering for it is `--as USERNAME`, by default the
+config's owner (as `deploy` acts for the owner); approving live always names the second person.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ class Command(TradePulseCommand):
         parser.add_argument("--to", dest="to_stage", help="Target stage: discovery, validation, paper, testnet, "
                                                           "live, retired.")
         parser.add_argument("--reason", default="", help="Why (required for every manual decision).")
-        parser.add_argument("--as", dest="username", help="The person answering for the decision.")
+        parser.add_argument("--as", dest="username", help="The person answering for the decision (default: the "
+                                                          "config's owner; required to approve or reject live).")
         parser.add_argument("--override", action="store_true",
                             help="Promote although a criterion fails or is not measured (recorded).")
         parser.add_argument("--approve-live", type=int, metavar="REQUEST", help="Approve this live request.")
@@ -43,16 +45,19 @@ class Command(TradePulseCommand):
         try:
             if opts["evaluate_all"]:
                 return self._evaluate_all()
-            actor = self._actor(opts["username"])
-            with context.acting(user_id=actor.pk):
-                if opts["approve_live"] or opts["reject_live"]:
+            if opts["approve_live"] or opts["reject_live"]:
+                if not opts["username"]:
+                    raise CommandError("Say who decides (the second person): --as USERNAME.")
+                actor = self._actor(opts["username"])
+                with context.acting(user_id=actor.pk):
                     return self._live(actor, opts)
-                if opts["config"] is None or not opts["to_stage"]:
-                    raise CommandError("Give --config ID --to STAGE --reason TEXT, --approve-live ID, or "
-                                       "--evaluate-all.")
-                config = StrategyConfig.objects.filter(pk=opts["config"]).first()
-                if config is None:
-                    raise CommandError(f"No strategy config {opts['config']}.")
+            if opts["config"] is None or not opts["to_stage"]:
+                raise CommandError("Give --config ID --to STAGE --reason TEXT, --approve-live ID, or --evaluate-all.")
+            config = StrategyConfig.objects.select_related("owner").filter(pk=opts["config"]).first()
+            if config is None:
+                raise CommandError(f"No strategy config {opts['config']}.")
+            actor = self._actor(opts["username"]) if opts["username"] else config.owner
+            with context.acting(user_id=actor.pk):
                 result = services.config_move(config=config, actor=actor, to_stage=opts["to_stage"],
                                               reason=opts["reason"], override=opts["override"])
         except PermissionDenied as exc:
@@ -65,8 +70,6 @@ class Command(TradePulseCommand):
         return {"decision": DecisionSerializer(result).data}
 
     def _actor(self, username):
-        if not username:
-            raise CommandError("Say who answers for it: --as USERNAME.")
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise CommandError(f"No active user {username!r}.")
