@@ -85,6 +85,11 @@
     $('#gr-override').checked = false;
     $('#gr-override-box').hidden = act !== 'promote';
     $('#gr-dialog-error').textContent = '';
+    const accountBox = $('#gr-account-box');
+    const next = STAGES[STAGES.indexOf(target.stage) + 1];
+    accountBox.hidden = true;
+    $('#gr-account').innerHTML = '';
+    if (act === 'promote' && (next === 'paper' || next === 'testnet')) loadAccounts(target, next);
     const toBox = $('#gr-to-box');
     toBox.hidden = act !== 'demote';
     if (act === 'demote') {
@@ -94,6 +99,19 @@
     }
     dialog.showModal();
     $('#gr-reason').focus();
+  }
+
+  // Promotion to paper/testnet: the owner's accounts of that mode on the config's exchange, to
+  // choose one instead of the one the policy picks.
+  async function loadAccounts(target, mode) {
+    let rows = [];
+    try {
+      const page = await TP.api(`/api/v1/trading/accounts/?mode=${mode}&page_size=100`, {quiet: true});
+      rows = (page.results || page).filter((a) => a.owner === target.owner && a.exchange_name === target.exchange);
+    } catch (e) { return; }
+    $('#gr-account').innerHTML = `<option value="">As the policy says</option>` +
+      rows.map((a) => `<option value="${a.id}">${esc(a.name)}</option>`).join('');
+    $('#gr-account-box').hidden = !rows.length;
   }
 
   async function confirmDialog(ev) {
@@ -108,6 +126,7 @@
     } else {
       url = `/api/v1/graduation/configs/${pending.config}/${ACTIONS[pending.act].path}/`;
       if (pending.act === 'promote') body.override = $('#gr-override').checked;
+      if (pending.act === 'promote' && $('#gr-account').value) body.account = Number($('#gr-account').value);
       if (pending.act === 'demote' && $('#gr-to').value) body.to_stage = $('#gr-to').value;
     }
     const button = $('#gr-confirm');
@@ -131,7 +150,7 @@
       const btn = ev.target.closest('button[data-act]');
       if (!btn) return;
       openDialog(btn.dataset.act, {config: btn.dataset.config, request: btn.dataset.request, name: btn.dataset.name,
-        stage: btn.dataset.stage});
+        stage: btn.dataset.stage, owner: btn.dataset.owner, exchange: btn.dataset.exchange});
     });
   }
 
@@ -236,7 +255,7 @@
       ${item('Max DD', esc(TP.fmtPct(e.max_drawdown, 1)))}</dl>`;
   }
   function cardHtml(c) {
-    const data = `data-config="${c.id}" data-name="${esc(c.name)}" data-stage="${c.stage}"`;
+    const data = `data-config="${c.id}" data-name="${esc(c.name)}" data-stage="${c.stage}" data-owner="${esc(c.owner)}" data-exchange="${esc(c.exchange)}"`;
     const buttons = [];
     if (c.may_promote) {
       if (c.stage === 'testnet') {

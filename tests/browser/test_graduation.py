@@ -190,3 +190,26 @@ def test_traders_read_policies_but_get_no_edit_button(login, page, live_url, ali
     page.goto(f"{live_url}/graduation/")
     expect(page.locator("#gr-policies tbody tr")).to_have_count(8)
     expect(page.locator("#gr-policies button")).to_have_count(0)
+
+
+def test_promotion_to_paper_on_an_account_chosen_in_the_dialog(login, page, live_url, alice):
+    from decimal import Decimal
+
+    from apps.trading.models import Deployment
+    from apps.trading.services.accounts import account_create
+
+    config = _config(alice, "trend P", stage="validation")
+    for name in ("one", "two"):
+        account_create(owner=alice, name=name, exchange=_file_market().exchange, mode="paper",
+                       paper_balance=Decimal("10000"), paper_currency="USD")
+    login(alice)
+    page.goto(f"{live_url}/graduation/")
+    page.locator(f'[data-card="{config.pk}"]').get_by_role("button", name="Promote").click()
+    expect(page.locator("#gr-account-box")).to_be_visible()
+    page.select_option("#gr-account", label="two")
+    page.fill("#gr-reason", "paper on the second account")
+    page.click("#gr-confirm")
+    decision = page.locator(f'#gr-decisions .gr-decision[data-config="{config.pk}"]').first
+    expect(decision).to_contain_text("Validation → Paper")
+    deployment = Deployment.objects.get(config=config)
+    assert deployment.account.name == "two" and deployment.state == "active"
