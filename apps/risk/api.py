@@ -10,15 +10,17 @@ from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.backtests.models import BacktestRun
 from apps.trading.models import Deployment, ExchangeAccount
 from tradepulse.core.api import OwnedViewSet, query_params
 from tradepulse.core.permissions import sees_everything, visible_to
 
 from . import selectors, services
+from .backtest import backtest_with_limits
 from .models import KillSwitch, RiskOverride, RiskProfile, Scope, SizingAdjustment
 from .serializers import (KillSwitchSerializer, OverrideCreateSerializer, OverviewQuerySerializer,
                           ProfileChangeSerializer, ProfilePatchSerializer, ReasonSerializer, RiskOverrideSerializer,
@@ -186,6 +188,27 @@ class RiskOverviewView(APIView):
         return Response(selectors.overview(ctx))
 
 
+class BacktestWithLimitsView(APIView):
+    """What the risk limits would have done to a finished backtest run: its bars replayed through
+    the paper loop with the pre-trade check as the engine's hook, under the run owner's current
+    global and user limits. Off by default (the run itself never changes); nothing is stored.
+    Equity in the run's quote currency; total_return as a fraction."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: OpenApiResponse(
+        description="{run, limits_of, without_limits: {trades, final_equity, total_return}, with_limits: {trades, "
+                    "final_equity, total_return, open_position}, entries: {approved, resized, rejected}, exits, "
+                    "by_limit, halted, examples: [{time, outcome, requested, allowed, reasons}], not_simulated}")})
+    def get(self, request, run_id: int):
+        run = visible_to(request.user, BacktestRun.objects.select_related("market", "owner").filter(pk=run_id)).first()
+        if run is None:
+            raise NotFound("No such backtest run.")
+        if run.state != "succeeded":
+            raise ValidationError({"run": f"The run is {run.state}: only a finished run can be replayed."})
+        return Response(backtest_with_limits(run))
+
+
 def register(router):
     router.register("risk/profiles", RiskProfileViewSet, basename="risk-profile")
     router.register("risk/overrides", RiskOverrideViewSet, basename="risk-override")
@@ -193,4 +216,5 @@ def register(router):
     router.register("risk/adjustments", SizingAdjustmentViewSet, basename="risk-adjustment")
 
 
-urlpatterns = [path("risk/overview/", RiskOverviewView.as_view(), name="risk-overview")]
+urlpatterns = [path("risk/overview/", RiskOverviewView.as_view(), name="risk-overview"),
+               path("risk/backtest/<int:run_id>/", BacktestWithLimitsView.as_view(), name="risk-backtest")]

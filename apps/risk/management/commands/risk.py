@@ -5,6 +5,7 @@
     manage.py risk release (--global | --user NAME | --account ID | --deployment ID) --reason TEXT [--json]
     manage.py risk set (--global | ...) --reason TEXT --limit-value field=value [--limit-value ...] [--json]
     manage.py risk override (--global | ...) --limit NAME --value N --reason TEXT [--hours H] [--json]
+    manage.py risk backtest --run ID [--json]     (what the limits would have done to a finished run)
 
 The same services as the API, the admin and the page (audited as `command:risk`, with the reason).
 `show` prints each scope's limits with current usage, active overrides and kill switches.
@@ -17,7 +18,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from apps.backtests.models import BacktestRun
 from apps.risk import selectors, services
+from apps.risk.backtest import backtest_with_limits
 from apps.risk.models import KillSwitch, Scope, target_key
 from apps.trading.models import Deployment, ExchangeAccount
 from tradepulse.core.commands import TradePulseCommand
@@ -27,7 +30,8 @@ class Command(TradePulseCommand):
     help = __doc__
 
     def add_options(self, parser):
-        parser.add_argument("action", choices=["show", "trip", "release", "set", "override"])
+        parser.add_argument("action", choices=["show", "trip", "release", "set", "override", "backtest"])
+        parser.add_argument("--run", type=int, help="backtest: the finished backtest run to replay with the limits.")
         parser.add_argument("--limit-value", dest="assignments", action="append", default=[], metavar="FIELD=VALUE",
                             help="set: a profile field and its value (repeat; an empty value clears it).")
         parser.add_argument("--global", dest="is_global", action="store_true", help="The global scope.")
@@ -64,6 +68,8 @@ class Command(TradePulseCommand):
     def run(self, **o):
         scope, target = self._target(o)
         action = o["action"]
+        if action == "backtest":
+            return self._backtest(o.get("run"))
         if action == "show":
             return self._show(scope, target)
         if action == "trip":
@@ -104,6 +110,24 @@ class Command(TradePulseCommand):
             return {"id": ov.pk, "target_key": ov.target_key, "limit": ov.limit, "value": str(ov.value),
                     "expires_at": ov.expires_at.isoformat()}
         raise CommandError(f"unknown action {action}")  # pragma: no cover - argparse restricts it
+
+    def _backtest(self, run_id):
+        run = BacktestRun.objects.select_related("market", "owner").filter(pk=run_id).first() if run_id else None
+        if run is None:
+            raise CommandError(f"--run: no backtest run {run_id}")
+        if run.state != "succeeded":
+            raise CommandError(f"--run: run {run_id} is {run.state}; only a finished run can be replayed")
+        data = backtest_with_limits(run)
+        w, wo = data["with_limits"], data["without_limits"]
+        self.say(f"Backtest {run.pk} with the limits of {', '.join(data['limits_of'])}:")
+        self.say(f"  without limits: {wo['trades']} trades, final equity {wo['final_equity']:.2f}")
+        self.say(f"  with limits:    {w['trades']} trades, final equity {w['final_equity']:.2f}")
+        self.say(f"  entries approved {data['entries']['approved']}, resized {data['entries']['resized']}, "
+                 f"rejected {data['entries']['rejected']}; by limit: {data['by_limit']}")
+        if data["halted"]:
+            self.say(f"  {data['halted']}")
+        self.say(f"  not simulated: {', '.join(data['not_simulated'])}")
+        return data
 
     def _show(self, scope, target):
         kwargs = {str(scope): target} if target is not None else {}
