@@ -13,6 +13,7 @@ NAV = [
     ("dashboard:risk", "Risk"),
     ("dashboard:alerts", "Alerts"),
     ("dashboard:audit", "Audit trail"),
+    ("dashboard:exports", "Exports and tax"),
     ("dashboard:health", "System health"),
     ("dashboard:backups", "Backups"),
 ]

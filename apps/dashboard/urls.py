@@ -23,6 +23,7 @@ urlpatterns = [
     path("alerts/", alert_views.centre, name="alerts"),
     path("alerts/channels/", alert_views.channels, name="alert-channels"),
     path("operations/backups/", ops_views.backups, name="backups"),
+    path("exports/", ops_views.exports, name="exports"),
     path("market-data/", marketdata_views.page, name="marketdata"),
     path("strategies/", strategy_views.index, name="strategies"),
     path("backtests/", backtest_views.index, name="backtests"),

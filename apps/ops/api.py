@@ -2,13 +2,25 @@
 replacing the database is not a thing to do over HTTP."""
 from __future__ import annotations
 
+import json
+from zoneinfo import ZoneInfo
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import serializers as drf_serializers
+from rest_framework.decorators import api_view, permission_classes
 from rest_framework.response import Response
 
+from apps.accounts.models import validate_timezone
+from tradepulse.core.api import query_params
+from tradepulse.core.csvexport import csv_stream
 from tradepulse.core.permissions import sees_everything
 
-from . import services
+from . import reports, services
 from .models import Backup
 from .serializers import BackupSerializer
 
@@ -37,3 +49,61 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
 
 def register(router):
     router.register("backups", BackupViewSet, basename="backup")
+
+
+# --- exports and the tax report ----------------------------------------------------------------------------
+
+class ExportParams(drf_serializers.Serializer):
+    timezone = drf_serializers.CharField(required=False, validators=[validate_timezone],
+                                         help_text="IANA zone for the times (default: yours).")
+
+
+class TaxParams(ExportParams):
+    year = drf_serializers.IntegerField(min_value=1970, max_value=2100,
+                                        help_text="Financial year: the calendar year it starts in.")
+    first_month = drf_serializers.IntegerField(min_value=1, max_value=12, default=1,
+                                               help_text="Month the financial year starts (1 = January, 4 = April).")
+    output = drf_serializers.ChoiceField(choices=["json", "csv"], default="json", help_text="json, or csv (disposals)")
+
+
+def _zone(request, params) -> ZoneInfo:
+    return ZoneInfo(params.get("timezone") or request.user.timezone or "UTC")
+
+
+def _export(kind, rows_for):
+    @extend_schema(parameters=[ExportParams], responses={(200, "text/csv"): OpenApiTypes.STR},
+                   description=f"Your {kind} as CSV, times in your time zone (or `timezone`); amounts in the "
+                               "market's units, values in its quote currency.")
+    @api_view(["GET"])
+    @permission_classes([permissions.IsAuthenticated])
+    def view(request):
+        params = query_params(request, ExportParams)
+        header, rows = rows_for(request.user, _zone(request, params))
+        return csv_stream(header, rows, f"tradepulse-{kind}.csv")
+
+    view.__name__ = f"export_{kind}"
+    return view
+
+
+@extend_schema(parameters=[TaxParams], responses={200: OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
+               description="Realised gains of one financial year by FIFO, per account and symbol: disposals (amount "
+                           "in base units; cost, proceeds, gain in the quote currency), totals per quote currency, "
+                           "sells without recorded holdings, fees paid in other currencies.")
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated])
+def tax_report(request):
+    params = query_params(request, TaxParams)
+    report = reports.fifo_report(user=request.user, year=params["year"], first_month=params["first_month"],
+                                 zone=_zone(request, params))
+    if params["output"] == "csv":
+        rows = ([d[c] for c in reports.TAX_HEADER] for d in report["disposals"])
+        return csv_stream(reports.TAX_HEADER, rows, f"tradepulse-gains-{params['year']}.csv")
+    return Response(json.loads(json.dumps(report, cls=DjangoJSONEncoder)))  # Decimals as exact strings
+
+
+urlpatterns = [
+    path("exports/trades/", _export("trades", reports.trade_rows), name="export-trades"),
+    path("exports/orders/", _export("orders", reports.order_rows), name="export-orders"),
+    path("exports/portfolio/", _export("portfolio", reports.portfolio_rows), name="export-portfolio"),
+    path("exports/tax/", tax_report, name="export-tax"),
+]

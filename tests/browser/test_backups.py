@@ -29,3 +29,34 @@ def test_back_up_now_from_the_page(login, page, live_url, settings, tmp_path, al
     login(alice)
     response = page.goto(f"{live_url}/operations/backups/")
     assert response.status == 403
+
+
+def test_exports_and_the_tax_report_page(login, page, live_url, alice):
+    from datetime import UTC, datetime
+
+    from tests.ops.test_reports import _fill
+    from tests.owned_factories import deployment as make_deployment
+
+    dep = make_deployment(alice)
+    _fill(dep, 1, "buy", "1", "100", datetime(2025, 1, 10, tzinfo=UTC), fee="1")
+    _fill(dep, 2, "buy", "1", "200", datetime(2025, 2, 10, tzinfo=UTC))
+    _fill(dep, 3, "sell", "1.5", "300", datetime(2025, 3, 10, tzinfo=UTC), fee="3")
+    login(alice)
+    page.goto(f"{live_url}/exports/")
+    page.fill("#tax-form input[name=year]", "2024")
+    page.select_option("#tax-form select[name=first_month]", "4")
+    page.fill("#tax-form input[name=timezone]", "Europe/London")
+    page.click("#tax-form button.primary")
+    expect(page.locator("#tax-table tbody tr")).to_have_count(2)
+    expect(page.locator("#tax-period")).to_contain_text("2024-04-01 to 2025-04-01 (Europe/London)")
+    expect(page.locator("#tax-totals")).to_contain_text("2 disposals")
+    expect(page.locator("#tax-totals")).to_contain_text("gain 246")
+    with page.expect_download() as download:
+        page.click("#tax-csv")
+    text = open(download.value.path()).read()
+    assert text.splitlines()[0].startswith("sold,acquired,account,symbol,amount,cost,proceeds,gain")
+    assert len(text.strip().splitlines()) == 3
+    with page.expect_download() as download:
+        page.click("#export-trades")
+    assert len(open(download.value.path()).read().strip().splitlines()) == 4
+    _shoot(page, "exports_tax")
