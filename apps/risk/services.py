@@ -300,20 +300,24 @@ def _stop_trading(switch: KillSwitch, scope: str, target, flatten: bool) -> dict
     note = f"kill switch {switch.pk}: {switch.reason}"
     for order in orders.select_related("deployment", "account"):
         try:
-            trading_services.order_cancel(order=order, reason=note)
+            trading_services.order_cancel(order=order, reason=note, actor=switch.tripped_by)
             cancelled.append(order.client_order_id)
-        except (BrokerError, ValidationError) as exc:
-            failed.append({"order": order.client_order_id,
-                           "error": getattr(exc, "message", None) or "; ".join(exc.messages)})
+        except (BrokerError, ValidationError, trading_services.DeploymentBusy) as exc:
+            # e.g. the deployment's tick holds its lease (an automatic trip from inside the tick):
+            # the check already refuses its entries; the failure is recorded on the switch
+            failed.append({"order": order.client_order_id, "error": _text(exc)})
     if flatten:
         for deployment in deployments:
             try:
                 closed += _flatten(deployment, switch, note)
-            except (BrokerError, ValidationError) as exc:  # e.g. a tick holds the lease: say so, keep going
-                text = getattr(exc, "message", None) or "; ".join(getattr(exc, "messages", [str(exc)]))
-                failed.append({"deployment": deployment.pk, "error": f"not closed: {text}"})
+            except (BrokerError, ValidationError, trading_services.DeploymentBusy) as exc:
+                failed.append({"deployment": deployment.pk, "error": f"not closed: {_text(exc)}"})
     return {"cancelled": cancelled, "cancel_failed": failed, "closed": closed,
             "deployments": [d.pk for d in deployments]}
+
+
+def _text(exc: Exception) -> str:
+    return getattr(exc, "message", None) or "; ".join(getattr(exc, "messages", None) or [str(exc)])
 
 
 def _flatten(deployment: Deployment, switch: KillSwitch, note: str) -> list[dict]:
@@ -321,7 +325,7 @@ def _flatten(deployment: Deployment, switch: KillSwitch, note: str) -> list[dict
     market sell per position through order_place (an exit: the check never blocks it)."""
     flatten = getattr(trading_services, "deployment_flatten", None)
     if flatten is not None:
-        result = flatten(deployment=deployment, reason=note)
+        result = flatten(deployment=deployment, reason=note, actor=switch.tripped_by)
         return [{"deployment": deployment.pk, "result": str(result)}]
     out = []
     for position in Position.objects.filter(deployment=deployment, amount__gt=0):

@@ -15,7 +15,7 @@ from apps.risk import selectors
 from apps.risk import services as risk
 from apps.strategies.services import config_create
 from apps.trading import services
-from apps.trading.models import Mode, Order, OrderStatus
+from apps.trading.models import OPEN_STATUSES, Mode, Order, OrderStatus
 from tests.trading.test_engine_loop import HISTORY, HOUR, part, walk
 
 pytestmark = pytest.mark.usefixtures("no_limits")
@@ -76,6 +76,24 @@ def test_kill_switch_stops_a_running_paper_deployment_within_one_tick_and_holds_
     run(HISTORY + 140, HISTORY + FUTURE)
     after = entries(deployment, release_bar)
     assert after.filter(status=OrderStatus.FILLED).exists()
+
+
+def test_a_trip_cancels_the_paper_entry_resting_for_the_next_open(loop):
+    deployment, run, candles = loop
+    resting = None
+    for k in range(HISTORY, HISTORY + FUTURE - 1):
+        run(k, k + 1)
+        resting = entries(deployment, 0).filter(status__in=OPEN_STATUSES).first()
+        if resting:
+            break
+    assert resting, "no entry rested between two ticks: the test proves nothing"
+    switch = risk.killswitch_trip(scope="account", target=deployment.account, reason="cancel it")
+    assert switch.outcome["cancelled"] == [resting.client_order_id]
+    resting.refresh_from_db()
+    assert resting.status == OrderStatus.CANCELED
+    run(k + 1, k + 2)  # the next open: nothing fills
+    resting.refresh_from_db()
+    assert resting.status == OrderStatus.CANCELED and not resting.fills.exists()
 
 
 def deployment_switch(deployment):

@@ -64,7 +64,7 @@ def test_tripping_twice_keeps_one_active_switch(dep):
 def test_open_entry_orders_are_cancelled_and_exits_kept(dep, monkeypatch):
     cancelled = []
 
-    def cancel(*, order, reason, broker=None):  # the paper broker has no resting orders to cancel
+    def cancel(*, order, reason, broker=None, actor=None):  # the paper broker has no resting orders to cancel
         cancelled.append(order.client_order_id)
         Order.objects.filter(pk=order.pk).update(status=OrderStatus.CANCELED)
         return order
