@@ -1,4 +1,4 @@
-"""API: the current user, and personal API tokens (create with expiry, list, revoke)."""
+"""API: the current user, their quotas, and personal API tokens (create with expiry, list, revoke)."""
 from __future__ import annotations
 
 from django.conf import settings
@@ -8,7 +8,7 @@ from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.response import Response
 
-from . import services
+from . import quotas, services
 from .models import ApiToken, validate_timezone
 
 
@@ -36,6 +36,25 @@ def me(request):
         serializer.is_valid(raise_exception=True)
         services.user_update_preferences(user=request.user, timezone_name=serializer.validated_data.get("timezone"))
     return Response(MeSerializer(request.user).data)
+
+
+class QuotaSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="Which limit, e.g. training_trials.")
+    label = serializers.CharField(help_text="What it limits, in words.")
+    value = serializers.IntegerField(allow_null=True, help_text="The limit (a count); null = no limit applies.")
+    source = serializers.CharField(help_text='Where the limit comes from: "role Trader" or "your own limit".')
+    used = serializers.IntegerField(allow_null=True, help_text="Jobs of this kind queued or running now "
+                                                              "(concurrency limits); null for per-request limits.")
+    concurrent = serializers.BooleanField(help_text="A limit on jobs at once (true) or on one request (false).")
+
+
+@extend_schema(responses=QuotaSerializer(many=True))
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated])
+def my_quotas(request):
+    """Your limits on expensive work, where each comes from, and how much of the concurrency
+    limits you use now. Requests beyond them are refused with a 400 naming the limit."""
+    return Response(QuotaSerializer(quotas.limits_for(request.user), many=True).data)
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
@@ -87,4 +106,4 @@ def register(router):
     router.register("tokens", ApiTokenViewSet, basename="token")
 
 
-urlpatterns = [path("me/", me, name="me")]
+urlpatterns = [path("me/", me, name="me"), path("me/quotas/", my_quotas, name="me-quotas")]

@@ -45,3 +45,53 @@ class ApiToken(AbstractAuthToken):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.token_key}…)"
+
+
+class QuotaKey(models.TextChoices):
+    """The limits on expensive work. Concurrency counts jobs queued or running; the others bound
+    one request."""
+
+    DOWNLOADS_CONCURRENT = "downloads_concurrent", "Downloads queued or running at once"
+    BACKTESTS_CONCURRENT = "backtests_concurrent", "Backtests queued or running at once"
+    TRAINING_CONCURRENT = "training_concurrent", "Training runs queued or running at once"
+    DOWNLOAD_CANDLES = "download_candles", "Candles in one download"
+    TRAINING_TRIALS = "training_trials", "Trials per study of a training run"
+    TRAINING_WORKERS = "training_workers", "Workers of one training run"
+    TRAINING_FOLDS = "training_folds", "Walk-forward folds of one training run"
+
+
+class Quota(models.Model):
+    """One limit for a role (group) or for one user. A user's own limit beats their roles'; with
+    several roles the most generous role's limit applies. Edited by operators with a reason
+    (apps.accounts.quotas.quota_set); the defaults come from a data migration."""
+
+    key = models.CharField(max_length=32, choices=QuotaKey.choices)
+    role = models.ForeignKey("auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="quotas",
+                             help_text="The role this limit is for (leave empty for a user's own limit).")
+    user = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.CASCADE, related_name="quotas",
+                             help_text="The user this limit is for; it overrides the user's roles' limits.")
+    value = models.PositiveBigIntegerField(help_text="The limit: a count (jobs, trials, workers, folds, candles).")
+    reason = models.TextField(help_text="Why the limit is this value (the last change's reason).")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key", "role__name", "user__username"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(role__isnull=True) ^ models.Q(user__isnull=True),
+                                   name="accounts_quota_role_xor_user"),
+            models.UniqueConstraint(fields=["key", "role"], condition=models.Q(role__isnull=False),
+                                    name="accounts_quota_unique_role"),
+            models.UniqueConstraint(fields=["key", "user"], condition=models.Q(user__isnull=False),
+                                    name="accounts_quota_unique_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_key_display()}: {self.value:,} for {self.holder}"
+
+    @property
+    def holder(self) -> str:
+        return f"role {self.role.name}" if self.role_id else f"user {self.user.username}"
+
+    def clean(self):
+        if (self.role_id is None) == (self.user_id is None):
+            raise ValidationError("A limit is for exactly one role or one user.")

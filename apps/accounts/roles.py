@@ -27,7 +27,8 @@ TRADER_READ_ONLY_MODELS = {"exchange", "market", "candle", "retentionpolicy", "g
 # migrated) are skipped and picked up on the next migrate.
 EXTRA = {
     OPERATOR: {"accounts.view_all_objects", "accounts.view_user", "django_celery_beat.view_periodictask",
-               "django_celery_beat.change_periodictask"},
+               "django_celery_beat.change_periodictask", "accounts.view_quota", "accounts.add_quota",
+               "accounts.change_quota", "accounts.delete_quota"},
     TRADER: {"accounts.view_user"},
     VIEWER: set(),
 }

@@ -1,4 +1,4 @@
-"""Account state changes: API tokens, preferences, sharing, two-factor devices."""
+"""Account state changes: API tokens, preferences, sharing, two-factor devices, quotas."""
 from __future__ import annotations
 
 import secrets
@@ -14,7 +14,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from apps.audit.services import audit_record, diff
 
-from .models import ApiToken
+from .models import ApiToken, Quota, QuotaKey
 from tradepulse.core.permissions import OWNER_ACTIONS, perm_name
 
 User = get_user_model()
@@ -51,7 +51,11 @@ def token_create(*, user, name: str, expires_in_days: int | None, using_token: A
 
 @transaction.atomic
 def token_revoke(*, token: ApiToken) -> None:
-    audit_record("accounts.token.revoked", target=token.user, metadata={"name": token.name, "token_key": token.token_key})
+    """Revoke (delete) a token; audited with what it was (never its hash)."""
+    audit_record("accounts.token.revoked", target=token.user, metadata={
+        "name": token.name, "token_key": token.token_key,
+        "snapshot": {"name": token.name, "token_key": token.token_key, "created": token.created,
+                     "expiry": token.expiry, "last_used_at": token.last_used_at}})
     token.delete()
 
 
@@ -127,8 +131,9 @@ def totp_disable(*, user, code: str) -> None:
     devices = list(TOTPDevice.objects.filter(user=user, confirmed=True))
     if not any(d.verify_token((code or "").strip()) for d in devices):
         raise ValidationError({"code": "A current code from your authenticator is needed to turn two-factor off."})
+    audit_record("accounts.2fa.disabled", target=user, metadata={"snapshot": [
+        {"id": d.pk, "name": d.name, "confirmed": d.confirmed} for d in TOTPDevice.objects.filter(user=user)]})
     TOTPDevice.objects.filter(user=user).delete()
-    audit_record("accounts.2fa.disabled", target=user)
 
 
 def ensure_admin(*, username: str = "admin", password: str | None = None, email: str = "") -> tuple[User, bool, str | None]:
@@ -150,3 +155,38 @@ def ensure_admin(*, username: str = "admin", password: str | None = None, email:
         audit_record("accounts.user.password_set", target=user, reason="ensure_admin with TRADEPULSE_ADMIN_PASSWORD")
     user.groups.add(Group.objects.get(name=ADMIN))
     return user, created, generated
+
+
+@transaction.atomic
+def quota_set(*, key: str, value: int, reason: str, role=None, user=None) -> Quota:
+    """Set a role's or a user's limit of kind `key` to `value` (creating the row if needed),
+    with a reason; audited with the old and new values."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the limit changes (it is kept in the audit log)."})
+    if (role is None) == (user is None):
+        raise ValidationError("A limit is for exactly one role or one user.")
+    key = QuotaKey(key)
+    quota = Quota.objects.select_for_update().filter(key=key, role=role, user=user).order_by("pk").first()
+    before = None if quota is None else quota.value
+    if quota is None:
+        quota = Quota(key=key, role=role, user=user)
+    quota.value, quota.reason = value, reason
+    quota.full_clean()
+    quota.save()
+    audit_record("accounts.quota.set", target=quota, reason=reason, changes={"value": [before, value]},
+                 metadata={"key": key.value, "holder": quota.holder})
+    return quota
+
+
+@transaction.atomic
+def quota_delete(*, quota: Quota, reason: str) -> None:
+    """Remove a limit (a user's override: their roles' limit applies again; a role's: no limit of
+    that kind for the role), with a reason; audited with a snapshot of the row."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the limit is removed (it is kept in the audit log)."})
+    audit_record("accounts.quota.deleted", target=quota, reason=reason,
+                 metadata={"snapshot": {"key": quota.key, "holder": quota.holder, "value": quota.value,
+                                        "reason": quota.reason}})
+    quota.delete()

@@ -16,7 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import services
+from . import quotas, services
 from .forms import LoginForm, PreferencesForm
 
 
@@ -103,7 +103,7 @@ def preferences(request):
         services.user_update_preferences(user=request.user, timezone_name=form.cleaned_data["timezone"])
         messages.success(request, f"Times are now shown in {request.user.timezone}.")
         return redirect("accounts:preferences")
-    return render(request, "accounts/preferences.html", {"form": form})
+    return render(request, "accounts/preferences.html", {"form": form, "quotas": quotas.limits_for(request.user)})
 
 
 @login_required

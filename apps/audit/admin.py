@@ -1,6 +1,33 @@
 from django.contrib import admin
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.db import transaction
+from django.utils.translation import gettext_lazy
 
 from .models import AuditEvent
+from .signals import BULK_DELETE_AUDITED, admin_deletion_event
+
+
+@admin.action(permissions=["delete"], description=gettext_lazy("Delete selected %(verbose_name_plural)s"))
+def delete_selected(modeladmin, request, queryset):
+    """Django's "delete selected" for every model in the admin, audited: once the deletion is
+    confirmed and allowed, each object gets an event with a snapshot of it, in the same
+    transaction as the delete (Django logs bulk deletions without signals, unseen otherwise)."""
+    if not request.POST.get("post"):
+        return django_delete_selected(modeladmin, request, queryset)
+    _, _, perms_needed, protected = modeladmin.get_deleted_objects(queryset, request)
+    if perms_needed or protected:
+        return django_delete_selected(modeladmin, request, queryset)  # Django refuses, as before
+    with transaction.atomic():
+        for obj in queryset:
+            admin_deletion_event(obj, user=request.user)
+        token = BULK_DELETE_AUDITED.set(True)
+        try:
+            return django_delete_selected(modeladmin, request, queryset)
+        finally:
+            BULK_DELETE_AUDITED.reset(token)
+
+
+admin.site.add_action(delete_selected, "delete_selected")
 
 
 @admin.register(AuditEvent)

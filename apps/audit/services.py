@@ -12,11 +12,13 @@ from django.db import models
 import json
 
 from tradepulse.core import context
+from tradepulse.core.crypto import EncryptedTextField
 
 from .models import AuditEvent
 
 log = logging.getLogger(__name__)
 SECRET_FIELD_HINTS = ("secret", "password", "api_key", "apikey", "token", "passphrase", "private_key")
+SECRET_FIELD_NAMES = {"key", "digest", "salt", "bin_key"}  # e.g. a TOTP device's key, a token's hash
 
 
 def _clean(value: Any) -> Any:
@@ -38,6 +40,29 @@ def diff(before: dict, after: dict, fields: Iterable[str] | None = None) -> dict
 
 def snapshot(obj: models.Model, fields: Iterable[str]) -> dict:
     return {f: getattr(obj, f) for f in fields}
+
+
+def snapshot_of(obj: models.Model) -> dict:
+    """Every stored field of `obj` ({"field": value}, related objects by id), for the audit
+    event of its deletion: what was deleted can be read, and rebuilt, from the log. Secrets
+    (encrypted fields, secret-looking names) are "[REDACTED]"; binary fields are left out."""
+    out = {}
+    for field in obj._meta.concrete_fields:
+        if isinstance(field, models.BinaryField):
+            continue
+        name = field.attname
+        secret = (isinstance(field, EncryptedTextField) or name.lower() in SECRET_FIELD_NAMES
+                  or any(h in name.lower() for h in SECRET_FIELD_HINTS))
+        out[name] = "[REDACTED]" if secret else getattr(obj, name)
+    return _clean(out)
+
+
+def audit_delete(obj: models.Model, action: str, *, reason: str = "", metadata: dict | None = None,
+                 actor=None) -> AuditEvent:
+    """Audit the deletion of `obj` (call just before deleting it): the event carries a snapshot
+    of the object's fields under metadata["snapshot"]."""
+    return audit_record(action, target=obj, reason=reason, actor=actor,
+                        metadata={**(metadata or {}), "snapshot": snapshot_of(obj)})
 
 
 def audit_record(

@@ -1,14 +1,19 @@
 """Audit events for authentication and for generic admin edits (LogEntry)."""
 from __future__ import annotations
 
-from django.contrib.admin.models import LogEntry
+from contextvars import ContextVar
+
+from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from tradepulse.core import context
 
-from .services import audit_record
+from .services import audit_record, snapshot_of
+
+# Set while apps.audit.admin.delete_selected has already audited each object it deletes.
+BULK_DELETE_AUDITED: ContextVar[bool] = ContextVar("bulk_delete_audited", default=False)
 
 
 @receiver(user_logged_in)
@@ -34,11 +39,28 @@ def _login_failed(sender, credentials, request=None, **_):
 _ACTION_FLAGS = {1: "created", 2: "changed", 3: "deleted"}
 
 
+def admin_deletion_event(obj, *, user) -> None:
+    """The audit event of an object deleted in the admin, with a snapshot of it (written
+    before the delete: the admin logs deletions first)."""
+    meta = obj._meta
+    audit_record(f"admin.{meta.app_label}.{meta.model_name}.deleted", target=obj, actor=user,
+                 metadata={"object_id": str(obj.pk), "object_repr": str(obj)[:200], "snapshot": snapshot_of(obj)})
+
+
 @receiver(post_save, sender=LogEntry)
 def _admin_change(sender, instance: LogEntry, created: bool, **_):
+    # One object's admin log entry is saved (and seen here); several at once are bulk-created
+    # without signals, so the admin's bulk delete is audited by apps.audit.admin.delete_selected.
     if not created:
         return
     verb = _ACTION_FLAGS.get(instance.action_flag, "changed")
+    if instance.action_flag == DELETION:
+        obj = instance.get_edited_object() if instance.content_type_id else None
+        if obj is not None and not BULK_DELETE_AUDITED.get():
+            admin_deletion_event(obj, user=instance.user)
+            return
+        if BULK_DELETE_AUDITED.get():
+            return
     model = instance.content_type.model if instance.content_type_id else "object"
     app = instance.content_type.app_label if instance.content_type_id else "admin"
     audit_record(

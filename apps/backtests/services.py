@@ -13,6 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from tradepulse.core.permissions import grant_owner
+from apps.accounts import quotas
+from apps.accounts.models import QuotaKey
 from apps.audit.services import audit_record
 from apps.marketdata.selectors import candle_count, candles_as_arrays, coverage_for_market, missing_intervals
 from apps.marketdata.timeframes import ceil_time
@@ -210,8 +212,9 @@ def backtest_create(*, owner, market, timeframe: str, start: datetime, end: date
     """Validate and store a run, then queue it. From a config, the strategy, parameters and
     execution settings default to the config's (settings given here override them one by one).
 
-    Refuses (ValidationError) unknown strategies, bad parameters or costs, an empty range, and a
-    range with gaps (naming them) unless `allow_gaps`.
+    Refuses (ValidationError) unknown strategies, bad parameters or costs, an empty range, a
+    range with gaps (naming them) unless `allow_gaps`, and a run beyond the owner's limit of
+    backtests queued or running at once (apps/accounts/quotas.py).
     """
     if config is not None:
         strategy_key = strategy_key or config.strategy_key
@@ -224,6 +227,7 @@ def backtest_create(*, owner, market, timeframe: str, start: datetime, end: date
     spec = BacktestSpec.build(strategy_key=strategy_key, parameters=parameters, timeframe=timeframe,
                               start_ms=_ms(start), end_ms=_ms(end), allow_gaps=allow_gaps, market=market, **engine)
     _check_range(market, spec)
+    quotas.quota_check_concurrent(user=owner, key=QuotaKey.BACKTESTS_CONCURRENT)
     run = BacktestRun(owner=owner, market=market, timeframe=timeframe, start=start, end=end, config=config,
                       strategy_key=spec.strategy_key, parameters=spec.parameters, allow_gaps=allow_gaps,
                       name=name or f"{spec.strategy_key} {market.symbol} {timeframe}",

@@ -117,6 +117,11 @@ class StrategyConfigViewSet(OwnedModelViewSet):
     search_fields = ["name", "strategy_key", "notes"]
     ordering_fields = ["created_at", "name", "stage"]
 
+    def perform_destroy(self, instance):
+        data = self.request.data if hasattr(self.request.data, "get") else {}
+        reason = str(data.get("reason", "")).strip()[:500] or "deleted through the API"
+        services.config_delete(config=instance, reason=reason)
+
 
 def register(router):
     router.register("strategies", StrategyViewSet, basename="strategy")

@@ -12,14 +12,18 @@ Units: fractions are of a price or of equity, never percents (0.001 = 0.1 %). Bo
     cash           > 0 and <= 1e12, quote currency
     fee            0 … 0.05 (5 %) of notional, per side
     slippage       0 … 0.05 (5 %) of the price, per fill
-    size_value     > 0; <= 1 for "fraction" and "risk" sizing, quote currency for "notional"
-    amount_step    >= 0, base currency (0 = no rounding)
-    min_amount     >= 0, base currency
+    size_value     > 0; <= 1 for "fraction" and "risk" sizing, <= 1e12 quote currency for "notional"
+    amount_step    0 … 1e12, base currency (0 = no rounding)
+    min_amount     0 … 1e12, base currency
     stop_loss      0 < v < 1 (a 100 % stop is no stop), or empty = off
     take_profit    0 < v <= 10 (1000 %), or empty = off
     trailing_stop  0 < v < 1, or empty = off
-    price_step     >= 0, quote currency (the market's tick; 0 = no rounding)
-    min_notional   >= 0, quote currency (0 = none)
+    price_step     0 … 1e12, quote currency (the market's tick; 0 = no rounding)
+    min_notional   0 … 1e12, quote currency (0 = none)
+
+Every number has an upper bound: an unbounded one (1e308) overflows the engine's products to
+infinity, and a result holding Infinity cannot be stored (it is not valid JSON). MAX_AMOUNT,
+the cash bound, is far above any real balance, order or tick in any currency.
 
 The engine checks its own invariants again (quant/engine/config.py); these bounds are the
 stricter, human ones: a fee above 5 % is a typo (0.1 meant as 0.1 %), not a market.
@@ -66,13 +70,14 @@ class Sizing(models.TextChoices):
 
 
 MAX_COST = 0.05
+MAX_AMOUNT = 1e12  # any amount, in base or quote currency (see the module docstring)
 
 
 class ExecutionSettings(models.Model):
     """Capital, costs, sizing, exits and short permission (module docstring for units and bounds)."""
 
     cash = models.FloatField(
-        default=10_000.0, validators=[AboveValidator(0), MaxValueValidator(1e12)],
+        default=10_000.0, validators=[AboveValidator(0), MaxValueValidator(MAX_AMOUNT)],
         help_text="Starting equity in quote currency (e.g. USDT).")
     fee = models.FloatField(
         default=0.001, validators=[MinValueValidator(0), MaxValueValidator(MAX_COST)],
@@ -85,15 +90,15 @@ class ExecutionSettings(models.Model):
         help_text="fraction: spend size_value × equity; notional: spend size_value in quote currency; "
                   "risk: lose size_value × equity at the initial stop (needs a stop).")
     size_value = models.FloatField(
-        default=1.0, validators=[AboveValidator(0)],
+        default=1.0, validators=[AboveValidator(0), MaxValueValidator(MAX_AMOUNT)],
         help_text="For fraction and risk sizing a fraction of equity above 0 and at most 1 (0.01 = 1 %); "
-                  "for notional sizing an amount in quote currency.")
+                  "for notional sizing an amount in quote currency, at most 1e12.")
     amount_step = models.FloatField(
-        default=0.0, validators=[MinValueValidator(0)],
-        help_text="Order sizes are rounded down to this step, in base currency (0 = no rounding).")
+        default=0.0, validators=[MinValueValidator(0), MaxValueValidator(MAX_AMOUNT)],
+        help_text="Order sizes are rounded down to this step, in base currency (0 = no rounding); at most 1e12.")
     min_amount = models.FloatField(
-        default=0.0, validators=[MinValueValidator(0)],
-        help_text="Entries smaller than this, in base currency after rounding, are skipped.")
+        default=0.0, validators=[MinValueValidator(0), MaxValueValidator(MAX_AMOUNT)],
+        help_text="Entries smaller than this, in base currency after rounding, are skipped; at most 1e12.")
     stop_loss = models.FloatField(
         null=True, blank=True, validators=[AboveValidator(0), BelowValidator(1)],
         help_text="Fraction from the signal close (0.02 = 2 % below a long's entry signal); above 0 and "
@@ -109,12 +114,13 @@ class ExecutionSettings(models.Model):
     allow_short = models.BooleanField(
         default=False, help_text="Take the strategy's short entries; otherwise they are ignored.")
     price_step = models.FloatField(
-        default=0.0, validators=[MinValueValidator(0)],
+        default=0.0, validators=[MinValueValidator(0), MaxValueValidator(MAX_AMOUNT)],
         help_text="The market's price tick, in quote currency: stop, trailing and target levels are rounded to "
-                  "it the exchange's way (0 = no rounding).")
+                  "it the exchange's way (0 = no rounding); at most 1e12.")
     min_notional = models.FloatField(
-        default=0.0, validators=[MinValueValidator(0)],
-        help_text="The market's minimum order value, in quote currency: smaller entries are skipped (0 = none).")
+        default=0.0, validators=[MinValueValidator(0), MaxValueValidator(MAX_AMOUNT)],
+        help_text="The market's minimum order value, in quote currency: smaller entries are skipped (0 = none); "
+                  "at most 1e12.")
 
     class Meta:
         abstract = True

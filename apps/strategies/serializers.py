@@ -9,9 +9,11 @@ starts from a config.
 """
 from __future__ import annotations
 
+import math
+
 from rest_framework import serializers
 
-from .execution import EXECUTION_FIELDS, ExecutionSettings
+from .execution import EXECUTION_FIELDS, BelowValidator, ExecutionSettings
 
 
 def _execution_fields() -> dict[str, serializers.Field]:
@@ -21,6 +23,10 @@ def _execution_fields() -> dict[str, serializers.Field]:
         field_class, kwargs = builder.build_standard_field(name, ExecutionSettings._meta.get_field(name))
         kwargs["required"] = False
         kwargs.pop("default", None)
+        below = [v.limit_value for v in kwargs.get("validators", []) if isinstance(v, BelowValidator)]
+        if below and "max_value" not in kwargs:
+            # "below 1" stated in the schema as its largest float, so the documented maximum is exact.
+            kwargs["max_value"] = math.nextafter(min(below), -math.inf)
         fields[name] = field_class(**kwargs)
     return fields
 

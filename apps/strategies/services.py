@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import ProtectedError
 
 from tradepulse.core.permissions import grant_owner
-from apps.audit.services import audit_record, diff
+from apps.audit.services import audit_delete, audit_record, diff
 
 from quant.strategies import UnknownStrategy
 from quant.strategies.provenance import code_version as current_code_version
@@ -115,3 +116,22 @@ def config_update(*, config: StrategyConfig, reason: str = "", **changes) -> Str
     audit_record("strategies.config.updated", target=config, reason=reason,
                  changes=diff(before, {f: getattr(config, f) for f in EDITABLE}))
     return config
+
+
+@transaction.atomic
+def config_delete(*, config: StrategyConfig, reason: str = "") -> None:
+    """Delete a configuration and its evidence rows; audited with a snapshot of both. Backtests
+    run from it keep their results (their link is cleared). Refused, naming them, while
+    something that trades it (a deployment) still refers to it."""
+    config = StrategyConfig.objects.select_for_update().get(pk=config.pk)
+    evidence = [{"source": e.source, "period_start": e.period_start, "period_end": e.period_end, "trades": e.trades,
+                 "sharpe": e.sharpe, "total_return": e.total_return, "fingerprint": e.fingerprint,
+                 "run": None if e.run_type_id is None else f"{e.run_type.app_label}.{e.run_type.model}:{e.run_id}"}
+                for e in config.evidence.select_related("run_type")]
+    audit_delete(config, "strategies.config.deleted", reason=reason, metadata={"evidence": evidence})
+    try:
+        with transaction.atomic():
+            config.delete()
+    except ProtectedError as exc:
+        users = ", ".join(sorted({f"{type(o)._meta.verbose_name} {o}" for o in exc.protected_objects})[:5])
+        raise ValidationError(f"{config.name!r} is still used by {users}; stop and delete those first.") from None

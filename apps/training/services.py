@@ -18,6 +18,8 @@ from django.utils import timezone
 from optuna.trial import TrialState
 
 from tradepulse.core.permissions import grant_owner
+from apps.accounts import quotas
+from apps.accounts.models import QuotaKey
 from apps.audit.services import audit_record
 from apps.marketdata.selectors import candle_count
 from quant.strategies import Bars, get_strategy
@@ -106,6 +108,16 @@ def check_training_options(*, objective: str, sampler: str, folds: int, scheme: 
         raise ValidationError(errors)
 
 
+def check_training_quotas(*, owner, n_trials: int, n_workers: int, folds: int, runs: int = 1) -> None:
+    """Refuse a request beyond the owner's limits (trials per study, workers, folds, training runs
+    queued or running at once), naming the limit, its value and where it comes from."""
+    for key, value in ((QuotaKey.TRAINING_TRIALS, n_trials), (QuotaKey.TRAINING_WORKERS, n_workers),
+                       (QuotaKey.TRAINING_FOLDS, folds)):
+        if isinstance(value, int):  # a wrong type is check_training_options' to name
+            quotas.quota_check(user=owner, key=key, requested=value)
+    quotas.quota_check_concurrent(user=owner, key=QuotaKey.TRAINING_CONCURRENT, adding=runs)
+
+
 # --- Create -------------------------------------------------------------------------------------
 @transaction.atomic
 def training_create(*, owner, market, timeframe: str, start: datetime, end: datetime, strategy_key: str,
@@ -122,8 +134,10 @@ def training_create(*, owner, market, timeframe: str, start: datetime, end: date
     objective/sampler/scheme, a hold-out share outside (0, 0.9), folds that do not fit the
     range's bars, an empty range, and a range with gaps (naming them) unless `allow_gaps`
     (then the gaps are listed on the run and its result). The studies are created here,
-    once; the workers only load them.
+    once; the workers only load them. The owner's quotas bound trials, workers, folds and
+    training runs queued or running at once (apps/accounts/quotas.py).
     """
+    check_training_quotas(owner=owner, n_trials=n_trials, n_workers=n_workers, folds=folds)
     spec = _validated(market=market, timeframe=timeframe, start=start, end=end, strategy_key=strategy_key,
                       objective=objective, min_trades=min_trades, sampler=sampler, folds=folds, scheme=scheme,
                       holdout_share=holdout_share, n_trials=n_trials, n_workers=n_workers, top_n=top_n,
@@ -210,6 +224,8 @@ def training_create_batch(*, owner, strategy_keys: list[str], series: list[tuple
         raise ValidationError({"strategy_keys": f"{len(combos)} combinations is more than {MAX_BATCH} at once; "
                                                 "split the request."})
     checks = {**_OPTION_DEFAULTS, **{k: v for k, v in options.items() if k not in _RUN_ONLY}}
+    check_training_quotas(owner=owner, n_trials=checks["n_trials"], n_workers=checks["n_workers"],
+                          folds=checks["folds"], runs=len(combos))
     problems = []
     for key, market, tf in combos:
         try:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from guardian.shortcuts import assign_perm
 
+from apps.accounts.services import quota_set
 from apps.marketdata import services
 from apps.marketdata import api as md_api
 from apps.marketdata.models import DataQualityIssue, DownloadJob
@@ -147,6 +148,7 @@ def test_fill_gaps_endpoint(api, alice, btc, sim):
 
 
 def test_job_list_has_a_query_budget(api, alice, btc, django_assert_max_num_queries):
+    quota_set(key="downloads_concurrent", value=25, user=alice, reason="the test queues 25 downloads")
     for i in range(25):  # enough rows that one query per row would blow the budget
         services.download_start(owner=alice, market=btc, timeframe="1m", start_ms=T0 + i * MIN,
                                 end_ms=T0 + (i + 1) * MIN, enqueue=False)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from apps.accounts.services import quota_set
 from apps.training.models import TrainingRun
 from tests.permission_suite import check_private_to_owner
 
@@ -147,6 +148,7 @@ def test_admin_lists_runs_with_their_trials_and_cancels(post, admin_client, alic
 
 
 def test_list_query_budget(post, api, alice, training_market, django_assert_max_num_queries):
+    quota_set(key="training_concurrent", value=16, user=alice, reason="the test queues 16 runs")
     run_id = post(alice, n_workers=1).json()["id"]
     for _ in range(15):  # enough rows that one query per row would blow the budget
         training_services.training_create(owner=alice, **training_kwargs(training_market), enqueue=False)

@@ -25,6 +25,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from tradepulse.core.permissions import grant_owner
+from apps.accounts import quotas
+from apps.accounts.models import QuotaKey
 from apps.audit.services import audit_record
 from tradepulse.core import events, jobrunner
 from tradepulse.core.jobs import FINAL_STATES, JobCancelled, JobState, Progress
@@ -41,6 +43,9 @@ PAGE_LIMIT = 1000  # candles per fetch_ohlcv call (Binance's maximum)
 LEASE_POLL_S = 0.5  # how often a waiting job looks at the lease again
 MAX_FILL_JOBS = 50  # gaps filled per "fill gaps" request
 TASK_NAME = "marketdata.download"
+# The stated floor of any download's start: 2009-01-03 00:00 UTC, Bitcoin's first block. No
+# crypto exchange has a candle before it, so an earlier start is a mistake, not a request.
+EARLIEST_START_MS = 1_230_940_800_000
 
 
 # --- events --------------------------------------------------------------------------------------
@@ -60,8 +65,10 @@ def download_start(*, owner, market: Market, timeframe: str, start_ms: int, end_
     """Create a download job for market × timeframe × [start_ms, end_ms) and queue it after commit.
 
     The range is widened to whole bars and its end capped at the last closed bar. Raises
-    ValidationError naming the problem (end before start, unknown timeframe, a range entirely
-    in the future, a file-source market).
+    ValidationError naming the problem (end before start, unknown timeframe, a start before
+    EARLIEST_START_MS, an end more than a bar past now, a range entirely in the future, a
+    file-source market) or the quota it would exceed (candles in one download, downloads
+    queued or running at once; apps/accounts/quotas.py).
     """
     if market.exchange.is_file_source:
         raise ValidationError({"market": f"{market.symbol} on {market.exchange.name} comes from imported files; "
@@ -72,16 +79,25 @@ def download_start(*, owner, market: Market, timeframe: str, start_ms: int, end_
         raise ValidationError({"timeframe": str(exc)}) from None
     if start_ms >= end_ms:
         raise ValidationError({"end": f"The end ({ms_to_iso(end_ms)}) must be after the start ({ms_to_iso(start_ms)})."})
+    if start_ms < EARLIEST_START_MS:
+        raise ValidationError({"start": f"The start ({ms_to_iso(start_ms)}) is before {ms_to_iso(EARLIEST_START_MS)}, "
+                                        "Bitcoin's first block: no exchange has candles that old."})
+    now = now_ms()
+    if end_ms > now + check_timeframe(timeframe):
+        raise ValidationError({"end": f"The end ({ms_to_iso(end_ms)}) is in the future; the exchange has candles up to "
+                                      f"now ({ms_to_iso(now)}) at most."})
     start = floor_time(start_ms, timeframe)
-    last_closed = floor_time(now_ms(), timeframe)
+    last_closed = floor_time(now, timeframe)
     end = min(ceil_time(end_ms, timeframe), last_closed)
     if end <= start:
         raise ValidationError({"start": f"The start ({ms_to_iso(start_ms)}) is in the future: no closed {timeframe} "
                                         "bars there yet."})
+    total = (end - start) // check_timeframe(timeframe)
+    quotas.quota_check(user=owner, key=QuotaKey.DOWNLOAD_CANDLES, requested=total)
     with transaction.atomic():
+        quotas.quota_check_concurrent(user=owner, key=QuotaKey.DOWNLOADS_CONCURRENT)
         job = DownloadJob(owner=owner, market=market, timeframe=timeframe, start_ms=start, end_ms=end, kind=kind,
-                          total_candles=(end - start) // check_timeframe(timeframe),
-                          message="Queued")
+                          total_candles=total, message="Queued")
         job.full_clean()
         job.save()
         grant_owner(job)
@@ -134,8 +150,11 @@ def download_retry(*, job: DownloadJob, reason: str = "") -> DownloadJob:
 def gaps_fill(*, owner, market: Market, timeframe: str) -> list[DownloadJob]:
     """Start one "fill" job per fillable gap of market × timeframe (gaps the exchange is known to
     have no data for, and gaps older than retention keeps, are skipped); gaps an active job
-    already covers are not started twice."""
+    already covers are not started twice. No more are started than the owner's limit of
+    downloads at once leaves room for (the rest can be filled once those finish); with no room
+    at all the request is refused, naming the limit."""
     gaps = selectors.fillable_gaps(market, timeframe)
+    room = quotas.concurrent_room(owner, QuotaKey.DOWNLOADS_CONCURRENT)
     active = list(DownloadJob.objects.filter(market=market, timeframe=timeframe, state__in=(JobState.QUEUED,
                                                                                             JobState.RUNNING))
                   .values_list("start_ms", "end_ms"))
@@ -143,7 +162,7 @@ def gaps_fill(*, owner, market: Market, timeframe: str) -> list[DownloadJob]:
     for gap in gaps:
         if not intervals.subtract([(gap.start_ms, gap.end_ms)], active):
             continue
-        if len(jobs) >= MAX_FILL_JOBS:
+        if len(jobs) >= MAX_FILL_JOBS or (room is not None and len(jobs) >= room and jobs):
             break
         jobs.append(download_start(owner=owner, market=market, timeframe=timeframe, start_ms=gap.start_ms,
                                    end_ms=gap.end_ms, kind=DownloadKind.FILL))

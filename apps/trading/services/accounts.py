@@ -85,7 +85,8 @@ def account_delete(*, account: ExchangeAccount, reason: str = "") -> None:
     if account.deployments.exists():
         raise ValidationError(f"Account {account.name!r} has deployments; stop them and keep the account for their "
                               "history, or delete the deployments first.")
-    audit_record("trading.account.deleted", target=account, reason=reason, metadata=account_snapshot(account))
+    audit_record("trading.account.deleted", target=account, reason=reason,
+                 metadata={"snapshot": account_snapshot(account)})
     account.delete()
 
 
@@ -156,5 +157,7 @@ def account_auth_failed(*, account: ExchangeAccount, message: str) -> None:
     loop: nothing is sent on this account until a person fixes the key and resumes)."""
     ExchangeAccount.objects.filter(pk=account.pk).update(health=Health.AUTH_FAILED, last_error=message[:2000],
                                                          last_checked_at=timezone.now())
+    audit_record("trading.account.auth_failed", target=account, reason=message[:1000],
+                 changes={"health": [account.health, Health.AUTH_FAILED]})
     for deployment in account.deployments.filter(state=DeploymentState.ACTIVE):
         deployment_pause(deployment=deployment, reason=f"The exchange rejected the account's API key: {message}")
