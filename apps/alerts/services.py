@@ -32,7 +32,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_delete, audit_record
 from tradepulse.celery import app as celery_app
 from tradepulse.core import context as actor_context
 from tradepulse.core import events
@@ -255,7 +255,7 @@ def channel_update(*, channel: Channel, reason: str = "", **fields) -> Channel:
 
 def channel_delete(*, channel: Channel, reason: str = "") -> None:
     with transaction.atomic():
-        audit_record("alerts.channel.deleted", target=channel, reason=reason)
+        audit_delete(channel, "alerts.channel.deleted", reason=reason)  # its secrets are redacted in the snapshot
         channel.delete()
 
 

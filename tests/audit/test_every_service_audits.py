@@ -39,14 +39,27 @@ READ_ONLY = {
     "training.services.candidate_metrics", "trading.services.accounts.account_snapshot",
     "trading.services.deployments.config_needs_short", "trading.services.deployments.allocated_capital",
     "trading.services.deployments.free_balance", "trading.services.portfolio.deployment_cash",
-    "trading.services.reconcile.expected_balances",
+    "trading.services.reconcile.expected_balances", "alerts.services.channel_validate", "alerts.services.quiet_until",
+    "alerts.services.visible_alert", "trading.services.engine.engine_config_for", "trading.services.engine.state_dump",
+    "trading.services.engine.state_load", "trading.services.engine.history_bars", "trading.services.engine.signal_row",
+    "trading.services.engine.deployments_due", "trading.services.tracking.live_trades",
+    "trading.services.tracking.deployment_tracking_error",
 }
 NOT_AUDITED_ITSELF = {
     "audit.services.audit_record": "it is the audit",
     "audit.services.audit_delete": "it is the audit (of a delete)",
     "accounts.services.totp_begin": "an unconfirmed enrolment is a draft; totp_confirm audits 2fa.enabled",
-    "alerts.services.alert_raise": "placeholder that stores nothing until the alert centre lands (logs only)",
-    "alerts.services.alert_resolve": "placeholder that stores nothing until the alert centre lands",
+    "alerts.services.deliveries_create": "called by alert_raise (alerts.alert.raised); each delivery's outcome is "
+                                         "audited when attempted (alerts.delivery.<state>)",
+    "alerts.services.deliveries_due": "puts rows a dead worker left 'sending' back to pending; their next attempt "
+                                      "is audited (alerts.delivery.<state>)",
+    "trading.services.engine.candles_refresh": "candles fetched by the engine loop for its tick (market data, not "
+                                               "a decision); the tick audits data_stale/data_fresh",
+    "trading.services.engine.deployment_tick": "one bar of the engine loop: each decision in it is audited where it "
+                                               "is made (order_place, data_stale/data_fresh, exit_applied)",
+    "trading.services.engine.deployment_tick_safely": "deployment_tick, plus trading.deployment.tick_failed",
+    "trading.services.engine.engine_tick_all": "deployment_tick_safely for every deployment due",
+    "trading.services.engine.request_exit": "an exit intent inside a tick, audited as the order it places",
     "marketdata.services.ingest.candles_ingest": "one page of a download or an import: their job/import event "
                                                   "(marketdata.download.finished, marketdata.candles.imported)",
     "marketdata.services.ingest.issues_record": "findings of an ingest, audited with that download or import",
@@ -506,6 +519,103 @@ def r_order_cancel(f):
 
     order = _order(f, type="limit", price=Decimal("30000"))
     return lambda: order_cancel(order=order, reason="walk")
+
+
+def _channel(f, **kw):
+    from apps.alerts.services import channel_create
+
+    return channel_create(owner=f("alice"), name="mail", kind="email", min_severity="info", reason="walk", **kw)
+
+
+def _alert(f):
+    from apps.alerts.services import alert_raise
+
+    return alert_raise(severity="warning", source="trading", title="walk alert", target=f("paper"), key="walk")
+
+
+def r_alert_raise(f):
+    return lambda: _alert(f)
+
+
+def r_alert_resolve(f):
+    from apps.alerts.services import alert_resolve
+
+    _alert(f)
+    return lambda: alert_resolve(source="trading", key="walk", reason="walk")
+
+
+def r_alert_acknowledge(f):
+    from apps.alerts.services import alert_acknowledge
+
+    alert = _alert(f)
+    return lambda: alert_acknowledge(alert=alert, user=f("alice"), reason="walk")
+
+
+def r_alert_close(f):
+    from apps.alerts.services import alert_close
+
+    alert = _alert(f)
+    return lambda: alert_close(alert=alert, user=f("alice"), reason="walk")
+
+
+def r_channel_create(f):
+    return lambda: _channel(f)
+
+
+def r_channel_update(f):
+    from apps.alerts.services import channel_update
+
+    channel = _channel(f)
+    return lambda: channel_update(channel=channel, name="renamed", reason="walk")
+
+
+def r_channel_delete(f):
+    from apps.alerts.services import channel_delete
+
+    channel = _channel(f)
+    return lambda: channel_delete(channel=channel, reason="walk")
+
+
+def r_channel_test(f):
+    from apps.alerts.services import channel_test
+
+    channel = _channel(f)
+    return lambda: channel_test(channel=channel)
+
+
+def r_delivery_attempt(f):
+    from django.utils import timezone
+
+    from apps.alerts.models import Delivery
+    from apps.alerts.services import delivery_attempt
+
+    delivery = Delivery.objects.create(channel=_channel(f), is_test=True, next_attempt_at=timezone.now())
+    return lambda: delivery_attempt(delivery_id=delivery.pk)
+
+
+def r_delivery_retry(f):
+    from apps.alerts.services import channel_test, delivery_retry
+
+    delivery = channel_test(channel=_channel(f))
+    type(delivery).objects.filter(pk=delivery.pk).update(state="failed")  # as if the mail server had refused it
+    delivery.refresh_from_db()
+    return lambda: delivery_retry(delivery=delivery, user=f("alice"), reason="walk")
+
+
+def r_position_close(f):
+    from apps.trading.models import Position
+    from apps.trading.services import position_close
+
+    _order(f)
+    position = Position.objects.get(deployment=f("deployment"))
+    return lambda: position_close(position=position, reason="walk", actor=f("alice"))
+
+
+def r_deployment_flatten(f):
+    from apps.trading.services import deployment_flatten
+
+    _order(f)
+    return lambda: deployment_flatten(deployment=f("deployment"), reason="walk", actor=f("alice"))
 
 
 RECIPES = {name.removeprefix("r_"): fn for name, fn in list(globals().items()) if name.startswith("r_")}
