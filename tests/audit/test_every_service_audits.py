@@ -43,7 +43,7 @@ READ_ONLY = {
     "alerts.services.visible_alert", "trading.services.engine.engine_config_for", "trading.services.engine.state_dump",
     "trading.services.engine.state_load", "trading.services.engine.history_bars", "trading.services.engine.signal_row",
     "trading.services.engine.deployments_due", "trading.services.tracking.live_trades",
-    "trading.services.tracking.deployment_tracking_error",
+    "trading.services.tracking.deployment_tracking_error", "graduation.services.policy_for",
 }
 NOT_AUDITED_ITSELF = {
     "audit.services.audit_record": "it is the audit",
@@ -121,10 +121,10 @@ def _finished_training(f):
     return run
 
 
-def _config(f, owner="alice"):
+def _config(f, owner="alice", stage="discovery"):
     from apps.strategies.services import config_create
 
-    return config_create(owner=f(owner), strategy_key="sma_cross", market=f("market"), timeframe="1m")
+    return config_create(owner=f(owner), strategy_key="sma_cross", market=f("market"), timeframe="1m", stage=stage)
 
 
 def _order(f, **kw):
@@ -616,6 +616,77 @@ def r_deployment_flatten(f):
 
     _order(f)
     return lambda: deployment_flatten(deployment=f("deployment"), reason="walk", actor=f("alice"))
+
+
+def r_policy_update(f):
+    from apps.graduation.models import GraduationPolicy
+    from apps.graduation.services import policy_update
+
+    policy = GraduationPolicy.objects.get(kind="promote", from_stage="discovery")
+    return lambda: policy_update(policy=policy, actor=f("olivia"), reason="walk", min_trades=policy.min_trades + 1)
+
+
+def r_config_evaluate(f):
+    from apps.graduation.services import config_evaluate
+
+    config = _config(f)
+    return lambda: config_evaluate(config=config)
+
+
+def r_configs_evaluate_all(f):
+    from apps.graduation.services import configs_evaluate_all
+
+    _config(f)
+    return lambda: configs_evaluate_all()
+
+
+def r_config_promote(f):
+    from apps.graduation.services import config_promote
+
+    config = _config(f)
+    return lambda: config_promote(config=config, actor=f("alice"), reason="walk", override=True)
+
+
+def r_config_demote(f):
+    from apps.graduation.services import config_demote
+
+    config = _config(f, stage="paper")
+    return lambda: config_demote(config=config, actor=f("alice"), reason="walk")
+
+
+def r_config_retire(f):
+    from apps.graduation.services import config_retire
+
+    config = _config(f)
+    return lambda: config_retire(config=config, actor=f("alice"), reason="walk")
+
+
+def r_config_move(f):
+    from apps.graduation.services import config_move
+
+    config = _config(f, stage="paper")
+    return lambda: config_move(config=config, actor=f("alice"), to_stage="discovery", reason="walk")
+
+
+def r_live_request_create(f):
+    from apps.graduation.services import live_request_create
+
+    config = _config(f, stage="testnet")
+    return lambda: live_request_create(config=config, actor=f("alice"), reason="walk")
+
+
+def r_live_request_approve(f):
+    from apps.graduation.services import live_request_approve, live_request_create
+
+    request = live_request_create(config=_config(f, stage="testnet"), actor=f("alice"), reason="walk")
+    return lambda: live_request_approve(request=request, actor=f("olivia"), reason="walk")
+
+
+def r_live_request_reject(f):
+    from apps.graduation.services import live_request_create, live_request_reject
+
+    request = live_request_create(config=_config(f, stage="testnet"), actor=f("alice"), reason="walk")
+    return lambda: live_request_reject(request=request, actor=f("olivia"), reason="walk")
 
 
 RECIPES = {name.removeprefix("r_"): fn for name, fn in list(globals().items()) if name.startswith("r_")}
