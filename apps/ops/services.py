@@ -32,7 +32,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from apps.alerts.services import alert_raise, alert_resolve
-from apps.audit.services import audit_record
+from apps.audit.services import audit_delete, audit_record
 from tradepulse.celery import app as celery_app
 from tradepulse.core import events
 
@@ -235,7 +235,7 @@ def backups_scan() -> int:
 def backup_delete(*, backup: Backup, user=None, reason: str = "") -> None:
     for suffix in (".json", ".dump", ".sqlite3"):
         (backup_dir() / f"{backup.name}{suffix}").unlink(missing_ok=True)
-    audit_record("ops.backup.deleted", target=backup, reason=reason or "deleted", actor=user)
+    audit_delete(backup, "ops.backup.deleted", reason=reason or "deleted", actor=user)
     backup.delete()
 
 
