@@ -32,6 +32,7 @@ exchange refuses pauses the account's deployments (accounts.account_auth_failed)
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time as _time
@@ -156,9 +157,12 @@ class DeploymentLoop:
         self.state = state_load(self.engine_config, deployment.engine_state)
         self.first_bar = (deployment.engine_state or {}).get("first_bar")  # the first bar it acted on (ms)
         self.halted = ""  # set when the account's key was refused: nothing more is sent this tick
+        self.last_bar_time = deployment.last_bar_time
         if broker is None and self.paper:
-            broker = PaperBroker(deployment.account, symbol=self.market.symbol,
-                                 resting=[_resting_report(o) for o in self._open_orders()])
+            # paper orders rest only while the engine holds them pending (or a manual close waits)
+            pending = self.state.values[core.S_PEND_EXIT] != 0 or self.state.values[core.S_PEND_ENTRY] != 0
+            resting = [_resting_report(o) for o in self._open_orders()] if pending else []
+            broker = PaperBroker(deployment.account, symbol=self.market.symbol, resting=resting)
         self.broker = broker or broker_for(deployment.account)
 
     def _open_orders(self):
@@ -171,14 +175,15 @@ class DeploymentLoop:
         outcome = BarOutcome(bar_time)
         hook = self._hook(outcome, bar_time, row, may_enter, why_not)
         if self.paper:
-            with transaction.atomic():
-                result, reports, unmatched = self.broker.execute_bar(self.state, bar, row, hook=hook,
-                                                                     bar_time=bar_time)
-                for report in reports:
-                    order = Order.objects.get(client_order_id=report.client_order_id)
-                    order_apply_report(order=order, report=report, source="paper")
-                for fill in unmatched:
-                    self._book_engine_exit(fill, bar_time)
+            # No transaction around the bar: a crash part-way is repaired by running the bar again
+            # from the stored engine state (same client order ids, fills keyed by trade id).
+            result, reports, unmatched = self.broker.execute_bar(self.state, bar, row, hook=hook, bar_time=bar_time)
+            for report in reports:
+                order = Order.objects.get(client_order_id=report.client_order_id)
+                order_apply_report(order=order, report=report, source="paper")
+            for fill in unmatched:
+                self._book_engine_exit(fill, bar_time)
+            if reports or unmatched:
                 Fill.objects.filter(order__deployment=self.deployment, engine_applied=False).update(
                     engine_applied=True)  # paper fills come from the engine state itself
         else:
@@ -391,7 +396,7 @@ def _publish_deployment(d: Deployment) -> None:
 
 # --- one tick ---------------------------------------------------------------------------------
 def deployment_tick(*, deployment: Deployment, now_ms: int | None = None, broker: Broker | None = None,
-                    fetch: bool = True) -> dict:
+                    fetch: bool = True, cache: dict | None = None) -> dict:
     """Run one tick of `deployment` at `now_ms` (default: now) — the caller holds its lease.
 
     Acts on every closed bar after `last_bar_time` (the first tick: only the newest closed bar).
@@ -413,6 +418,9 @@ def deployment_tick(*, deployment: Deployment, now_ms: int | None = None, broker
     tf, market = loop.config.timeframe, loop.market
     newest_closed = floor_time(now_ms, tf)  # open of the bar in progress = end of the closed ones
     newest_closed = _previous_open(newest_closed, tf)
+    if deployment.last_bar_time is not None and deployment.last_bar_time >= newest_closed and not stopping:
+        result["note"] = "up to date: no bar has closed since the last tick"  # e.g. a duplicate queued tick
+        return result
     if fetch:
         try:
             candles_refresh(market=market, timeframe=tf, until_ms=next_open(newest_closed, tf),
@@ -435,8 +443,12 @@ def deployment_tick(*, deployment: Deployment, now_ms: int | None = None, broker
     last_done = deployment.last_bar_time
     history = history_bars(loop.config.strategy_key, loop.config.parameters)
     missing = 0 if last_done is None else max(0, (newest_closed - last_done) // _bar_ms(tf))
-    arrays = latest_candles(market, tf, limit=history + min(missing, CATCH_UP_MAX) + 1,
-                            end_ms=next_open(newest_closed, tf))
+    cache = {} if cache is None else cache  # one pass of the loop shares candles and signals per market
+    limit = history + min(missing, CATCH_UP_MAX) + 1
+    key = (market.pk, tf, limit, next_open(newest_closed, tf))
+    if key not in cache:
+        cache[key] = latest_candles(market, tf, limit=limit, end_ms=next_open(newest_closed, tf))
+    arrays = cache[key]
     newest = int(arrays.time[-1]) if len(arrays.time) else None
     stale = ""
     if newest is None:
@@ -452,8 +464,10 @@ def deployment_tick(*, deployment: Deployment, now_ms: int | None = None, broker
         return result
     todo = np.flatnonzero(arrays.time > last_done) if last_done is not None else np.array([len(arrays.time) - 1])
     if len(todo):
-        strategy = get_strategy(loop.config.strategy_key)
-        signals = strategy.signals(_bars(arrays, tf), loop.config.parameters)
+        skey = (*key, loop.config.strategy_key, json.dumps(loop.config.parameters, sort_keys=True))
+        if skey not in cache:
+            cache[skey] = get_strategy(loop.config.strategy_key).signals(_bars(arrays, tf), loop.config.parameters)
+        signals = cache[skey]
         active_since = _ms(deployment.state_changed_at) if deployment.state_changed_at else 0
         for i in todo:
             t = int(arrays.time[i])
@@ -475,14 +489,16 @@ def deployment_tick(*, deployment: Deployment, now_ms: int | None = None, broker
             result["orders"] += [o.client_order_id for o in outcome.orders]
             result["trades"] += outcome.trades
             result["refused"] += outcome.refused
-            loop.save(last_bar_time=t)
+            loop.last_bar_time = t
+            if len(todo) > 1:
+                loop.save(last_bar_time=t)  # catching up: keep the progress bar by bar
             if loop.halted:
                 break
     close = Decimal(str(float(arrays.close[-1])))
     snapshot = portfolio_snapshot_take(deployment=deployment, prices={market.symbol: close},
                                        time=timezone.now())
     result["equity"] = str(snapshot.equity)
-    loop.save(last_tick_at=timezone.now(), last_error="")
+    loop.save(last_tick_at=timezone.now(), last_error="", last_bar_time=loop.last_bar_time)
     result["elapsed_s"] = round(_time.perf_counter() - started, 4)
     if loop.halted:
         result["error"] = loop.halted
@@ -571,13 +587,13 @@ def deployments_due(now_ms: int | None = None):
 
 
 def deployment_tick_safely(*, deployment: Deployment, now_ms: int | None = None, owner: str | None = None,
-                           fetch: bool = True, broker: Broker | None = None) -> dict:
+                           fetch: bool = True, broker: Broker | None = None, cache: dict | None = None) -> dict:
     """`deployment_tick` inside the deployment's lease; any failure is stored on the deployment
     (`last_error`), audited, alerted, and returned — never raised — so one deployment cannot stop
     the loop for the others. {"skipped": "busy"} when another worker holds the lease."""
     try:
         with deployment_running(deployment, owner=owner):
-            return deployment_tick(deployment=deployment, now_ms=now_ms, fetch=fetch, broker=broker)
+            return deployment_tick(deployment=deployment, now_ms=now_ms, fetch=fetch, broker=broker, cache=cache)
     except DeploymentBusy:
         return {"deployment": deployment.pk, "skipped": "busy"}
     except BrokerError as exc:
@@ -602,7 +618,9 @@ def _tick_failed(deployment: Deployment, message: str, *, pause: bool) -> dict:
 
 def engine_tick_all(*, now_ms: int | None = None, fetch: bool = True) -> list[dict]:
     """One pass of the loop over every due deployment (the beat task's body)."""
-    return [deployment_tick_safely(deployment=d, now_ms=now_ms, fetch=fetch) for d in deployments_due(now_ms)]
+    cache: dict = {}
+    return [deployment_tick_safely(deployment=d, now_ms=now_ms, fetch=fetch, cache=cache)
+            for d in deployments_due(now_ms)]
 
 
 __all__ = ["DeploymentLoop", "deployment_tick", "deployment_tick_safely", "engine_tick_all", "deployments_due",

@@ -10,9 +10,10 @@ The replay's hook approves every intent (the backtest has no pre-trade check), s
 library strategy the replay's trades equal the backtest's on the same data, parameters and
 settings (tests/trading/test_replay.py checks it for each one).
 
-Speed: a bar with no signal, no pending order and no position cannot change anything but the
-bar counter, so the loop only advances the counter for it (the engine core would do exactly
-that); every other bar is stepped by the engine core.
+Speed: between a bar whose order was filled and the next bar with a signal, nothing reaches the
+broker (no order to place, none resting); such a quiet stretch is advanced by the engine core's
+own compiled loop (`core.backtest`, no signals) in one call — the same steps, stops and targets
+included — and every other bar is stepped one by one through the PaperBroker.
 """
 from __future__ import annotations
 
@@ -88,12 +89,30 @@ def replay(bars: Bars, strategy_key: str, parameters: dict, config: EngineConfig
 
     current = [0]
     state.bar = start_index
-    for i in range(start_index, n):
-        if not flagged[i] and values[core.S_SIDE] == 0.0 and values[core.S_PEND_EXIT] == 0.0 \
-                and values[core.S_PEND_ENTRY] == 0.0:
-            state.bar += 1  # flat, nothing pending, no signal: the engine would only count the bar
-            state.last_close = closes[i]
-            continue
+    flagged_at = np.flatnonzero(any_flag)
+    no_signal = np.zeros(n, dtype=bool)
+    no_level = np.empty(0)
+    equity_buf = np.empty(n)
+    trade_buf = np.empty((n, core.TRADE_COLUMNS))
+    i = start_index
+    while i < n:
+        if not flagged[i] and values[core.S_PEND_EXIT] == 0.0 and values[core.S_PEND_ENTRY] == 0.0:
+            # a quiet stretch: no signal and no order to place or fill until the next flagged bar,
+            # so nothing reaches the broker; the engine core's own compiled loop advances it
+            at = np.searchsorted(flagged_at, i)
+            j = int(flagged_at[at]) if at < len(flagged_at) else n  # the flagged bar is stepped below
+            if j > i:
+                fills_before, trades_before = int(values[core.S_N_FILLS]), int(values[core.S_N_TRADES])
+                core.backtest(bars.open[i:j], bars.high[i:j], bars.low[i:j], bars.close[i:j], no_signal[i:j],
+                              no_signal[i:j], no_signal[:0], no_signal[:0], no_level, no_level, state.cfg, values,
+                              equity_buf[i:j], trade_buf)
+                for k in range(int(values[core.S_N_TRADES]) - trades_before):
+                    trades.append(_trade_record(trade_buf[k], i, times))
+                fills += int(values[core.S_N_FILLS]) - fills_before
+                state.bar = j
+                state.last_close = closes[j - 1]
+                i = j
+                continue
         current[0] = times[i]
         row = None
         if flagged[i]:
@@ -103,6 +122,7 @@ def replay(bars: Bars, strategy_key: str, parameters: dict, config: EngineConfig
         fills += len(result.fills)
         if result.trades:
             trades += result.trades
+        i += 1
     t2 = time.perf_counter()
     last_close = closes[-1] if n else math.nan
     open_position = _open_position(state, last_close, times) if n else None
@@ -113,6 +133,18 @@ def replay(bars: Bars, strategy_key: str, parameters: dict, config: EngineConfig
     return ReplayResult(trades=trades, open_position=open_position, final_equity=float(equity), orders=orders,
                         fills=fills, bars=n, skipped_entries=state.skipped_entries,
                         timings={"signals_s": t1 - t0, "loop_s": t2 - t1})
+
+
+def _trade_record(row, offset: int, times: list[int]) -> dict:
+    """A trade the compiled loop closed in a stretch starting at bar `offset` (its exit index is
+    local to the stretch), in the stepper's record shape."""
+    entry_index, exit_index = int(row[core.COL_ENTRY_INDEX]), int(row[core.COL_EXIT_INDEX]) + offset
+    return {"entry_index": entry_index, "exit_index": exit_index, "entry_time": times[entry_index],
+            "exit_time": times[exit_index], "entry_price": float(row[core.COL_ENTRY_PRICE]),
+            "exit_price": float(row[core.COL_EXIT_PRICE]), "size": float(row[core.COL_SIZE]),
+            "fees": float(row[core.COL_FEES]), "pnl": float(row[core.COL_PNL]), "return": float(row[core.COL_RETURN]),
+            "exit_reason": core.EXIT_REASONS[int(row[core.COL_REASON])],
+            "side": "long" if row[core.COL_SIDE] > 0 else "short"}
 
 
 def _open_position(state, close: float, times: list[int]) -> dict | None:
