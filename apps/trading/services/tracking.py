@@ -10,7 +10,10 @@ acted on) and compares trade by trade:
 - missed trades: in the replay, not live (a refused order, a paused or stale period, an outage);
 - extra trades: live, not in the replay (a manual close that cut a trade, a fill the replay
   would not have had);
-- PnL: live closed-trade PnL (net of fees, from the stored fills) minus the replay's.
+- PnL: live closed-trade PnL (net of fees, from the stored fills) minus the replay's, a matched
+  replay trade taken at the live trade's size (PnL is linear in size), so a pre-trade check that
+  resized an entry is not counted as tracking error; missed trades count at the replay's size.
+  `replay_unscaled` is the replay's own total.
 
 Computed on demand (a replay of a few thousand bars takes milliseconds); None when the
 deployment has not acted on a bar yet. Read by the deployment page and by graduation.
@@ -85,8 +88,9 @@ def deployment_tracking_error(deployment: Deployment) -> dict | None:
     {"period": {"start", "end"} (bar open times, ms), "replay_trades", "live_trades", "matched",
      "missed": [replay trades], "extra": [live trades], "entry_slippage" / "exit_slippage":
      {"mean", "worst"} (fractions; None without matched trades), "pnl": {"live", "replay",
-     "difference"} (quote currency, closed trades), "pairs": [{"entry_time", "side",
-     "entry_slippage", "exit_slippage", "pnl_live", "pnl_replay"}]}; None before its first bar."""
+     "difference", "replay_unscaled"} (quote currency, closed trades), "pairs": [{"entry_time",
+     "side", "entry_slippage", "exit_slippage", "size_live", "size_replay", "size_ratio",
+     "pnl_live", "pnl_replay" (at the live size), "pnl_replay_unscaled"}]}; None before its first bar."""
     deployment = Deployment.objects.select_related("config__market").get(pk=deployment.pk)
     state = deployment.engine_state or {}
     first, last = state.get("first_bar"), deployment.last_bar_time
@@ -114,10 +118,14 @@ def deployment_tracking_error(deployment: Deployment) -> dict | None:
             missed.append(r)
             continue
         lt = candidates.pop(0)
+        ratio = lt.size / r["size"] if r["size"] else 0.0
         pairs.append({"entry_time": r["entry_time"], "side": r["side"],
                       "entry_slippage": _slippage(r["side"], lt.entry_price, r["entry_price"], entry=True),
                       "exit_slippage": _slippage(r["side"], lt.exit_price, r["exit_price"], entry=False),
-                      "pnl_live": lt.pnl, "pnl_replay": r["pnl"],
+                      "size_live": lt.size, "size_replay": r["size"], "size_ratio": ratio,
+                      # PnL is linear in size (fees are a fraction of notional): the replay's trade
+                      # at the live size, so a risk limit's resize is not counted as tracking error
+                      "pnl_live": lt.pnl, "pnl_replay": r["pnl"] * ratio, "pnl_replay_unscaled": r["pnl"],
                       "exit_live": lt.exit_time, "exit_replay": r["exit_time"]})
     extra = [t.__dict__ for trades in by_bar.values() for t in trades]
 
@@ -127,9 +135,10 @@ def deployment_tracking_error(deployment: Deployment) -> dict | None:
                                                                                         "worst": None}
 
     pnl_live = sum(t.pnl for t in live)
-    pnl_replay = sum(r["pnl"] for r in replayed.trades)
+    pnl_replay = sum(p["pnl_replay"] for p in pairs) + sum(r["pnl"] for r in missed)
     return {"period": {"start": first, "end": last}, "replay_trades": len(replayed.trades),
             "live_trades": len(live), "matched": len(pairs), "missed": missed, "extra": extra,
             "entry_slippage": stats("entry_slippage"), "exit_slippage": stats("exit_slippage"),
-            "pnl": {"live": pnl_live, "replay": pnl_replay, "difference": pnl_live - pnl_replay},
+            "pnl": {"live": pnl_live, "replay": pnl_replay, "difference": pnl_live - pnl_replay,
+                    "replay_unscaled": sum(r["pnl"] for r in replayed.trades)},
             "pairs": pairs}
