@@ -314,7 +314,10 @@
         const acts = !opts.mayApprove ? '<span class="muted small">needs graduation.approve_live</span>'
           : mine ? '<span class="muted small">your request: another person approves</span>'
             : `<button class="small primary" data-act="approve" ${data}>Approve</button> <button class="small" data-act="reject" ${data}>Reject</button>`;
-        return `<tr data-live-request="${r.id}"><td><a href="/graduation/configs/${r.config}/">${esc(r.config_name)}</a> <span class="muted small">${esc(r.owner)}</span></td>
+        const open = (r.criteria || []).filter((c) => c.passed !== true).map((c) => c.label);
+        const check = open.length ? `<br><span class="badge warn" title="${esc(open.join(', '))}">${open.length} criteria not met when requested</span>`
+          : '<br><span class="badge good">criteria met when requested</span>';
+        return `<tr data-live-request="${r.id}"><td><a href="/graduation/configs/${r.config}/">${esc(r.config_name)}</a> <span class="muted small">${esc(r.owner)}</span>${check}</td>
           <td>${esc(r.requested_by || 'the policy')}</td><td class="small">${esc(r.reason)}</td><td>${esc(TP.fmtTime(r.created_at))}</td><td>${acts}</td></tr>`;
       }).join('') : '<tr><td colspan="5" class="muted">Nothing waiting.</td></tr>';
     }

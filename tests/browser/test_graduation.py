@@ -131,6 +131,7 @@ def test_lineage_page_and_the_live_approval_queue_for_a_second_person(login, pag
     row = page.locator("#gr-queue-table tr[data-live-request]")
     expect(row).to_contain_text("carry C")
     expect(row).to_contain_text("otto")
+    expect(row).to_contain_text("4 criteria not met when requested")  # testnet → live: nothing measured yet
     row.get_by_role("button", name="Approve").click()
     page.fill("#gr-reason", "fills match the replay")
     page.click("#gr-confirm")
