@@ -169,6 +169,29 @@
     refresh();
   });
 
+  async function loadRuns() {
+    const sel = $('#rk-bt-run');
+    const runs = (await TP.api('/api/v1/backtests/?state=succeeded&page_size=50')).results;
+    sel.innerHTML = runs.length ? runs.map((r) => `<option value="${r.id}">#${r.id} ${esc(r.name || r.strategy_key)} · ${esc(r.market_symbol)} ${esc(r.timeframe)}</option>`).join('')
+      : '<option value="">No finished backtest yet</option>';
+  }
+  $('#rk-bt-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const id = $('#rk-bt-run').value;
+    if (!id) return;
+    const box = $('#rk-bt-result');
+    box.innerHTML = '<p class="muted">Replaying…</p>';
+    const d = await TP.api(`/api/v1/risk/backtest/${id}/`).catch((e) => { box.textContent = e.message; return null; });
+    if (!d) return;
+    const pctOf = (x) => (x === null || x === undefined ? '—' : `${num(100 * x)} %`);
+    box.innerHTML = `<div class="scroll-x"><table class="grid small" id="rk-bt-table"><thead><tr><th></th><th class="num">Trades</th><th class="num">Final equity</th><th class="num">Return</th></tr></thead><tbody>
+      <tr><th>As run (no limits)</th><td class="num">${num(d.without_limits.trades)}</td><td class="num">${num(d.without_limits.final_equity)}</td><td class="num">${pctOf(d.without_limits.total_return)}</td></tr>
+      <tr><th>With the limits of ${esc(d.limits_of.join(' + '))}</th><td class="num">${num(d.with_limits.trades)}</td><td class="num">${num(d.with_limits.final_equity)}</td><td class="num">${pctOf(d.with_limits.total_return)}</td></tr></tbody></table></div>
+      <p class="small">Entries approved ${d.entries.approved}, resized ${d.entries.resized}, rejected ${d.entries.rejected}${Object.keys(d.by_limit).length ? ` — by limit: ${esc(Object.entries(d.by_limit).map(([k, v]) => `${k} ${v}`).join(', '))}` : ''}.${d.halted ? ` <b>${esc(d.halted)}</b>` : ''}</p>
+      ${d.examples.length ? `<details class="small"><summary>First decisions that changed an entry</summary><ul>${d.examples.map((e) => `<li>${TP.fmtTime(e.time)}: ${esc(e.outcome)} ${esc(e.requested)} → ${esc(e.allowed)} — ${esc(e.reasons.join('; '))}</li>`).join('')}</ul></details>` : ''}
+      <p class="muted small">Not simulated: ${esc(d.not_simulated.join(', '))}.</p>`;
+  });
+
   function refresh() {
     return Promise.all([loadOverview(), loadSwitches(), loadOverrides(), loadAdjustments()]).catch((e) => console.error(e));
   }
@@ -181,5 +204,6 @@
   TP.on('risk.killswitch.tripped', (m) => TP.toast(`Kill switch tripped: ${m.data.label} — ${m.data.reason}`, 'bad'));
   TP.onResync(refresh);
   TP.subscribe('risk-global');
+  loadRuns().catch((e) => console.error(e));
   loadTargets().then(() => { if (target) TP.subscribe(`deployment-${target}`); return refresh(); });
 })();

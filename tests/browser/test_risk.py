@@ -104,3 +104,24 @@ def test_a_trip_needs_the_confirmation(login, page, live_url, alice):
     page.click("#rk-confirm-cancel")
     expect(page.locator("#rk-no-switch")).to_be_visible()
     assert not KillSwitch.objects.exists()
+
+
+def test_replay_a_backtest_with_the_limits_from_the_risk_page(login, page, live_url, alice):
+    from apps.backtests.services import backtest_execute
+    from tests.owned_factories import backtest_run
+
+    run = backtest_run(alice)
+    backtest_execute(run.pk)
+    run.refresh_from_db()
+    services.profile_update(scope="user", target=alice, changes={"position_notional_max": "1000"}, reason="test")
+    login(alice)
+    page.goto(f"{live_url}/risk/")
+    expect(page.locator("#rk-bt-run")).to_contain_text(f"#{run.pk}")
+    page.select_option("#rk-bt-run", str(run.pk))
+    page.click("#rk-bt-go")
+    table = page.locator("#rk-bt-table")
+    expect(table).to_contain_text("As run (no limits)")
+    expect(table).to_contain_text("With the limits of Global + User alice")
+    expect(page.locator("#rk-bt-result")).to_contain_text("position_notional_max")
+    expect(page.locator("#rk-bt-result")).to_contain_text("resized")
+    page.locator("#rk-backtest").screenshot(path=str(SCREENSHOTS / "risk_backtest_replay.png"))
