@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from tradepulse.core.api import LocalTimeField
+
 from .models import Alert, Channel, ChannelKind, Delivery
 
 
@@ -46,8 +48,8 @@ class ChannelSerializer(serializers.ModelSerializer):
                                       help_text="Telegram bot token. Write-only: never returned.")
     secret_hint = serializers.CharField(read_only=True, help_text="Host and last characters of the secret.")
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    quiet_start = serializers.TimeField(required=False, allow_null=True, help_text="HH:MM in your time zone.")
-    quiet_end = serializers.TimeField(required=False, allow_null=True, help_text="HH:MM in your time zone.")
+    quiet_start = LocalTimeField(required=False, allow_null=True, help_text="HH:MM in your time zone.")
+    quiet_end = LocalTimeField(required=False, allow_null=True, help_text="HH:MM in your time zone.")
 
     class Meta:
         model = Channel

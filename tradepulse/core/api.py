@@ -13,6 +13,7 @@ from datetime import UTC
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -123,6 +124,17 @@ class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         queryset = super().get_queryset()
         request = self.context.get("request")
         return visible_to(request.user, queryset) if request is not None else queryset.none()
+
+
+@extend_schema_field({"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d$", "example": "22:00"})
+class LocalTimeField(serializers.TimeField):
+    """A wall-clock time of day with no zone (e.g. quiet hours, in the user's zone): read as HH:MM
+    or HH:MM:SS, returned as HH:MM. Documented by a pattern: OpenAPI's `time` format is RFC
+    3339's full-time, which needs an offset, so a plain "22:00" would not match it."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("format", "%H:%M")
+        super().__init__(**kwargs)
 
 
 class DateTimeField(serializers.DateTimeField):
