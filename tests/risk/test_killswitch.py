@@ -95,16 +95,19 @@ def test_flatten_closes_positions_with_an_exit_order(dep, monkeypatch):
     assert switch.outcome["closed"][0]["symbol"] == dep.config.market.symbol
 
 
-def test_the_watch_trips_on_drawdown_without_any_order_and_raises_an_alert(dep, caplog):
+def test_the_watch_trips_on_drawdown_without_any_order_and_raises_an_alert(dep):
+    from apps.alerts.models import Alert
+
     set_limits(drawdown_pct="10")
     snapshot(dep, "10000", at=timezone.now() - timedelta(hours=5))
     snapshot(dep, "8500")
-    with caplog.at_level("CRITICAL", logger="tradepulse.alerts"):
-        result = services.risk_watch()
+    result = services.risk_watch()
     switch = KillSwitch.objects.get(released_at__isnull=True)
     assert result["kill_switches_tripped"] == [switch.pk] and switch.automatic and switch.scope == "global"
     assert switch.trigger["limit"] == "drawdown_pct" and switch.trigger["observed"] == "15"
-    assert any("Kill switch tripped" in r.getMessage() for r in caplog.records)
+    alert = Alert.objects.get(source="risk")
+    assert alert.severity == "critical" and alert.title == "Kill switch tripped: Global"
+    assert "Drawdown 15 %" in alert.message and alert.key == "kill-switch:global"
     assert services.risk_watch()["kill_switches_tripped"] == []  # already tripped: not again
 
 
