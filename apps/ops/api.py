@@ -20,7 +20,7 @@ from tradepulse.core.api import query_params
 from tradepulse.core.csvexport import csv_stream
 from tradepulse.core.permissions import sees_everything
 
-from . import reports, services
+from . import configio, reports, services
 from .models import Backup
 from .serializers import BackupSerializer
 
@@ -106,4 +106,38 @@ urlpatterns = [
     path("exports/orders/", _export("orders", reports.order_rows), name="export-orders"),
     path("exports/portfolio/", _export("portfolio", reports.portfolio_rows), name="export-portfolio"),
     path("exports/tax/", tax_report, name="export-tax"),
+]
+
+
+class ConfigImportSerializer(drf_serializers.Serializer):
+    document = drf_serializers.JSONField(help_text='The configuration document (format "tradepulse.config").')
+    apply = drf_serializers.BooleanField(default=False, help_text="false: preview only; true: carry it out.")
+    reason = drf_serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+@extend_schema(responses={200: OpenApiTypes.OBJECT},
+               description="Your strategy configs, your own risk limits and alert channels as one versioned JSON "
+                           "document (no secrets: webhook URLs and bot tokens are never exported).")
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated])
+def config_export(request):
+    return Response(configio.config_export(user=request.user))
+
+
+@extend_schema(request=ConfigImportSerializer, responses={200: OpenApiTypes.OBJECT},
+               description="Validate a configuration document and preview what it would create, update or skip; "
+                           "with apply=true carry it out (all or nothing; refused while the plan has errors).")
+@api_view(["POST"])
+@permission_classes([permissions.IsAuthenticated])
+def config_import(request):
+    body = ConfigImportSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    result = configio.config_import(user=request.user, document=body.validated_data["document"],
+                                    apply=body.validated_data["apply"], reason=body.validated_data["reason"])
+    return Response(json.loads(json.dumps(result, cls=DjangoJSONEncoder)))
+
+
+urlpatterns += [
+    path("config/export/", config_export, name="config-export"),
+    path("config/import/", config_import, name="config-import"),
 ]

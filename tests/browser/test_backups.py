@@ -60,3 +60,28 @@ def test_exports_and_the_tax_report_page(login, page, live_url, alice):
         page.click("#export-trades")
     assert len(open(download.value.path()).read().strip().splitlines()) == 4
     _shoot(page, "exports_tax")
+
+
+def test_configuration_import_preview_and_apply(login, page, live_url, alice, bob, tmp_path):
+    import json
+
+    from apps.ops.configio import config_export
+    from apps.strategies.models import StrategyConfig
+    from tests.owned_factories import strategy_config
+
+    strategy_config(alice)
+    document = tmp_path / "config.json"
+    document.write_text(json.dumps(config_export(user=alice)))
+    login(bob)
+    page.goto(f"{live_url}/exports/")
+    page.set_input_files("#config-file", str(document))
+    plan = page.locator("#config-plan tbody tr")
+    expect(plan).to_have_count(1)
+    expect(plan.first).to_contain_text("create")
+    assert not StrategyConfig.objects.filter(owner=bob).exists()
+    page.click("#config-apply")
+    expect(page.locator(".toast", has_text="Imported: 1 created")).to_be_visible()
+    assert StrategyConfig.objects.filter(owner=bob).count() == 1
+    with page.expect_download() as download:
+        page.click("#config-download")
+    assert json.loads(open(download.value.path()).read())["user"] == "bob"
