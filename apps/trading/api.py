@@ -152,8 +152,9 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixi
         the tracking error against a replay, and the notices (stale data, no risk limits, account)."""
         deployment = self.get_object()
         perf = selectors.performance(Deployment.objects.filter(pk=deployment.pk), by="deployment")[deployment.pk]
-        data = {**perf.as_dict(), "notices": selectors.deployment_notices(deployment),
-                "tracking_error": selectors.tracking_error(deployment)}
+        tracking = selectors.tracking_error(deployment)
+        data = {**perf.as_dict(), "notices": selectors.deployment_notices(deployment), "tracking_error": tracking,
+                "closed_trade_curves": selectors.closed_trade_curves(tracking, deployment.capital)}
         return Response(DeploymentPerformanceSerializer(data).data)
 
 

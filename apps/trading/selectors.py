@@ -334,6 +334,30 @@ def tracking_error(deployment: Deployment) -> dict | None:
     return deployment_tracking_error(deployment)
 
 
+def closed_trade_curves(tracking: dict | None, capital: Decimal) -> dict | None:
+    """Capital plus the cumulative PnL of closed trades, at each exit: live (its own trades) and
+    the replay of the same period (the backtest of exactly those bars). Built from the tracking
+    error's trade lists, so the chart and the tracking table are one computation. Times epoch ms,
+    values in the quote currency; None before the deployment acted on a bar."""
+    if tracking is None:
+        return None
+    live = [(p["exit_live"], p["pnl_live"]) for p in tracking["pairs"]]
+    live += [(t["exit_time"], t["pnl"]) for t in tracking["extra"]]
+    replayed = [(p["exit_replay"], p["pnl_replay"]) for p in tracking["pairs"]]
+    replayed += [(t["exit_time"], t["pnl"]) for t in tracking["missed"]]
+    start = tracking["period"]["start"]
+
+    def curve(points):
+        times, values, total = [start], [float(capital)], float(capital)
+        for t, pnl in sorted(points):
+            total += pnl
+            times.append(int(t))
+            values.append(round(total, 8))
+        return {"time": times, "equity": values}
+
+    return {"live": curve(live), "replay": curve(replayed)}
+
+
 def open_orders(deployment: Deployment) -> QuerySet[Order]:
     return deployment.orders.filter(status__in=OPEN_STATUSES)
 

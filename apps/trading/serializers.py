@@ -218,8 +218,23 @@ class NoticeSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+class CurveSerializer(serializers.Serializer):
+    time = serializers.ListField(child=serializers.IntegerField(), help_text="Epoch ms (UTC): the period's start, "
+                                                                           "then each trade's exit.")
+    equity = serializers.ListField(child=serializers.FloatField(),
+                                   help_text=f"Capital plus the cumulative closed-trade PnL, {QUOTE}.")
+
+
+class ClosedTradeCurvesSerializer(serializers.Serializer):
+    live = CurveSerializer()
+    replay = CurveSerializer(help_text="The replay of the same bars: the backtest of exactly this period.")
+
+
 class DeploymentPerformanceSerializer(PerformanceSerializer):
     notices = NoticeSerializer(many=True, help_text="What to know before trusting the figures.")
+    closed_trade_curves = ClosedTradeCurvesSerializer(
+        allow_null=True, help_text="Live against the replay of the same period, as equity curves of closed trades; "
+                                   "empty before the first bar.")
     tracking_error = serializers.JSONField(allow_null=True,
                                            help_text="Live against a replay of the same period (entry/exit "
                                                      "slippage, missed and extra trades, PnL difference); empty "

@@ -32,29 +32,47 @@
   }
 
   // ---- equity chart ---------------------------------------------------------------------------
+  // Equity at each tick (snapshots); on a deployment page also the closed trades' equity, live
+  // against the replay of the same bars (from the tracking error: the backtest of this period).
   function chart() {
     const el = document.getElementById('equity-chart');
-    if (!el || !window.Plotly) return () => {};
-    async function load() {
-      const data = await TP.api(el.dataset.historyUrl, {quiet: true}).catch(() => null);
-      if (!data) return;
-      const empty = !data.time.length;
+    if (!el || !window.Plotly) return {tick() {}, fill() {}};
+    let history = null;
+    let curves = null;
+    function draw() {
+      const empty = !history || !history.time.length;
       document.getElementById('equity-empty').hidden = !empty;
       el.hidden = empty;
-      el.dataset.points = data.points;
       if (empty) return;
-      const x = data.time.map((t) => new Date(t));
-      const traces = [{x, y: data.equity, name: `Equity (${data.quote})`, type: 'scatter', mode: data.points > 1 ? 'lines' : 'markers', line: {color: '#1f6feb'}}];
-      if (el.dataset.capital) {
+      el.dataset.points = history.points;
+      const x = history.time.map((t) => new Date(t));
+      const traces = [{x, y: history.equity, name: `Equity (${history.quote})`, type: 'scatter',
+        mode: history.points > 1 ? 'lines' : 'markers', line: {color: '#1f6feb'}}];
+      if (curves) {
+        traces.push({x: curves.replay.time.map((t) => new Date(t)), y: curves.replay.equity, name: 'Replay of the same bars (closed trades)',
+          type: 'scatter', mode: 'lines', line: {color: '#b7791f', dash: 'dash', shape: 'hv'}});
+        traces.push({x: curves.live.time.map((t) => new Date(t)), y: curves.live.equity, name: 'Live (closed trades)',
+          type: 'scatter', mode: 'lines', line: {color: '#1a7f37', shape: 'hv'}});
+      } else if (el.dataset.capital) {
         traces.push({x: [x[0], x[x.length - 1]], y: [Number(el.dataset.capital), Number(el.dataset.capital)], name: 'Capital',
           type: 'scatter', mode: 'lines', line: {color: '#98a2b3', dash: 'dot'}});
       }
-      Plotly.react(el, traces, {margin: {t: 10, r: 10, l: 60, b: 40}, legend: {orientation: 'h'}, yaxis: {title: data.quote}},
+      Plotly.react(el, traces, {margin: {t: 10, r: 10, l: 60, b: 40}, legend: {orientation: 'h'}, yaxis: {title: history.quote}},
         {responsive: true, displaylogo: false});
     }
-    load();
-    let timer = null;
-    return () => { clearTimeout(timer); timer = setTimeout(load, 150); };
+    async function loadHistory() {
+      const data = await TP.api(el.dataset.historyUrl, {quiet: true}).catch(() => null);
+      if (data) { history = data; draw(); }
+    }
+    async function loadCurves() {
+      if (!el.dataset.curvesUrl) return;
+      const data = await TP.api(el.dataset.curvesUrl, {quiet: true}).catch(() => null);
+      if (data) { curves = data.closed_trade_curves; el.dataset.curves = curves ? 'yes' : 'no'; draw(); }
+    }
+    loadHistory(); loadCurves();
+    const timers = {};
+    const later = (key, fn) => () => { clearTimeout(timers[key]); timers[key] = setTimeout(fn, 150); };
+    return {tick: later('h', loadHistory), fill: later('c', loadCurves)};
   }
 
   // ---- actions ----------------------------------------------------------------------------------
@@ -129,19 +147,20 @@
   }
 
   // ---- pages ------------------------------------------------------------------------------------
-  function follow(topics, routes, isMine, onChart) {
+  function follow(topics, routes, isMine, plot) {
     topics.forEach((t) => TP.subscribe(t));
     Object.entries(routes).forEach(([type, parts]) => TP.on(type, (m) => {
       if (!isMine(m)) return;
       refresh(parts);
-      if (type === 'trading.portfolio.tick' || type === 'trading.fill.recorded') onChart();
+      if (type === 'trading.portfolio.tick') plot.tick();
+      if (type === 'trading.fill.recorded') { plot.tick(); plot.fill(); }
     }));
-    TP.onResync(() => { refresh(allParts()); onChart(); });
+    TP.onResync(() => { refresh(allParts()); plot.tick(); plot.fill(); });
     wireActions();
   }
 
   function overview(topics) {
-    const reloadChart = chart();
+    const plot = chart();
     follow(topics, {
       'trading.deployment.updated': ['deployments', 'totals'],
       'trading.order.updated': ['deployments'],
@@ -149,14 +168,14 @@
       'trading.position.updated': ['positions', 'totals'],
       'trading.portfolio.tick': ['totals', 'deployments', 'positions'],
       'trading.account.updated': ['accounts'],
-    }, () => true, reloadChart);
+    }, () => true, plot);
     // a new deployment or account appears without a reload
     TP.on('trading.deployment.updated', (m) => { if (m.data.id) TP.subscribe(`deployment-${m.data.id}`); });
     forms();
   }
 
   function deployment(id) {
-    const reloadChart = chart();
+    const plot = chart();
     const mine = (m) => (m.type === 'trading.deployment.updated' ? m.data.id : m.data.deployment) === id;
     follow([`deployment-${id}`], {
       'trading.deployment.updated': ['header', 'notices', 'orders', 'fills'],
@@ -164,7 +183,7 @@
       'trading.fill.recorded': ['fills', 'position', 'figures', 'header', 'tracking'],
       'trading.position.updated': ['position', 'figures', 'header'],
       'trading.portfolio.tick': ['figures', 'position'],
-    }, mine, reloadChart);
+    }, mine, plot);
     TP.on('trading.account.updated', () => refresh(['notices']));
   }
 
@@ -173,7 +192,7 @@
       'trading.account.updated': ['status'],
       'trading.deployment.updated': ['deployments', 'status'],
       'trading.portfolio.tick': ['deployments'],
-    }, (m) => (m.type !== 'trading.account.updated' || m.data.id === id), () => {});
+    }, (m) => (m.type !== 'trading.account.updated' || m.data.id === id), {tick() {}, fill() {}});
   }
 
   // ---- creating a paper account and a deployment (overview) --------------------------------------

@@ -102,6 +102,11 @@ def test_activate_a_paper_deployment_and_watch_it_trade_live(login, page, live_u
     expect(page.locator("details.order").first.locator("[data-status-label]")).to_have_text("Filled")
     expect(page.locator("#position-table [data-amount]")).to_have_text("0")
     expect(page.locator("#dep-trades")).to_have_text("1")
+    # equity against the replay of the same bars: three lines once a trade has closed
+    expect(page.locator("#equity-chart")).to_have_attribute("data-curves", "yes")
+    expect(page.locator("#equity-chart .scatterlayer .trace")).to_have_count(3)
+    expect(page.locator("#tracking-error")).to_contain_text("Trades live / replay")
+    shots(page, "deployment_after_close")
 
 
 def test_overview_follows_ticks_and_pauses_with_a_reason(login, page, live_url, alice):

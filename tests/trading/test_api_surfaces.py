@@ -236,3 +236,8 @@ def test_paper_trades_track_their_replay(api, alice, holding):
     assert te["missed"] == [] and te["extra"] == []
     assert te["pnl"]["difference"] == pytest.approx(0, abs=1e-6)
     assert float(data["closed_trades_pnl"]) == pytest.approx(te["pnl"]["live"], abs=1e-6)
+    curves = data["closed_trade_curves"]
+    assert curves["live"]["equity"][0] == curves["replay"]["equity"][0] == 5000.0  # the capital, at the first bar
+    assert curves["live"]["equity"][-1] == pytest.approx(5000 + te["pnl"]["live"], abs=1e-6)
+    assert curves["live"]["equity"][-1] == pytest.approx(curves["replay"]["equity"][-1], abs=1e-6)
+    assert curves["live"]["time"][1] == te["pairs"][0]["exit_live"]

@@ -61,8 +61,9 @@ def pct(value, places: int = 2) -> str:
 
 @register.filter
 def pnl_class(value) -> str:
+    """gain / loss colour, for what is shown: a value that rounds to 0.00 is neither."""
     d = _dec(value)
-    if d is None or d == 0:
+    if d is None or d.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN).is_zero():
         return ""
     return "gain" if d > 0 else "loss"
 
