@@ -17,12 +17,14 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from apps.backtests.selectors import _downsample_index
 from apps.marketdata.models import CandleCoverage
+from apps.risk.rules import LIMITS
+from apps.risk.selectors import context_for as risk_context_for
 from apps.strategies.models import ConfigEvidence, EvidenceSource, StrategyConfig
 from tradepulse.core.permissions import can, visible_to
 
-from .services.tracking import deployment_tracking_error
 from .models import (OPEN_STATUSES, Deployment, DeploymentState, ExchangeAccount, Fill, Order, OrderSide,
                      PortfolioSnapshot, Position)
+from .services.tracking import deployment_tracking_error
 
 ZERO = Decimal(0)
 
@@ -282,19 +284,15 @@ def config_performance(user, *, config_id: int | None = None, mode: str | None =
 
 
 # --- notices on a deployment's page ---------------------------------------------------------------
-def risk_summary(orders) -> dict:
-    """What the pre-trade check said about these orders: how many were checked against no limit
-    at all (the check approved without limits), and the check's own words for that."""
-    unchecked, message = 0, ""
-    for order in orders:
-        reasons = (order.verdict or {}).get("reasons") or []
-        if reasons and all(r.get("limit") in (None, "") for r in reasons):
-            unchecked += 1
-            message = message or reasons[0].get("message", "")
-    return {"unchecked": unchecked, "message": message}
+def risk_limits_set(deployment: Deployment) -> list[str]:
+    """The limits the pre-trade check holds this deployment to, over its four scopes (global,
+    user, account, deployment), as "<limit> (<scope>)"; empty when none is configured."""
+    context = risk_context_for(deployment=deployment)
+    return [f"{LIMITS[name][0]} ({scope.label})" for scope in context.scopes
+            for name, value in scope.limits.items() if value is not None and name in LIMITS]
 
 
-def deployment_notices(deployment: Deployment, *, orders=None) -> list[dict]:
+def deployment_notices(deployment: Deployment) -> list[dict]:
     """What a trader must know before reading the deployment's numbers: [{code, level, message}]."""
     notices = []
     config = deployment.config
@@ -314,17 +312,11 @@ def deployment_notices(deployment: Deployment, *, orders=None) -> list[dict]:
     if account.health in ("auth_failed", "error"):
         notices.append({"code": "account_" + account.health, "level": "bad",
                         "message": f"Account {account.name}: {account.get_health_display()}. {account.last_error}"})
-    orders = list(orders if orders is not None else deployment.orders.all()[:200])
-    risk = risk_summary(orders)
-    if not orders:
-        notices.append({"code": "no_risk_limits_unknown", "level": "info",
-                        "message": "No order has passed the pre-trade check yet; each order will show the check's "
-                                   "verdict."})
-    elif risk["unchecked"]:
+    if deployment.state != DeploymentState.STOPPED and not risk_limits_set(deployment):
         notices.append({"code": "no_risk_limits", "level": "warn",
-                        "message": f"No risk limits configured: {risk['unchecked']} of the last {len(orders)} orders "
-                                   f"were approved without any limit being checked (the check says: "
-                                   f"“{risk['message']}”)."})
+                        "message": "No risk limits configured at any scope (global, user, account, deployment): the "
+                                   "pre-trade check approves every entry without limiting it. Set limits on the Risk "
+                                   "page."})
     return notices
 
 

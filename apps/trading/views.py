@@ -91,7 +91,7 @@ def deployment_page(request, pk: int):
         "fills": list(selectors.fills_of([pk]).order_by("-time", "-pk")[:DEPLOYMENT_FILLS]),
         "positions": positions,
         "positions_open": any(p.side != "flat" for p in positions),
-        "notices": selectors.deployment_notices(deployment, orders=orders),
+        "notices": selectors.deployment_notices(deployment),
         "perf": perf,
         "may_operate": selectors.may_operate(user, deployment),
         "may_activate": {deployment.pk} if selectors.may_change(user, deployment) else set(),

@@ -13,6 +13,8 @@ import pytest
 
 from apps.marketdata import services as md
 from apps.marketdata.arrays import CandleArrays
+from apps.risk.models import RiskProfile
+from apps.risk.services import PROFILE_FIELDS
 from apps.trading.models import Position
 
 from apps.strategies.services import config_create
@@ -23,9 +25,13 @@ from tests.owned_factories import _file_market
 
 T0 = datetime(2023, 11, 14, 22, 0, tzinfo=UTC)
 _ids = count(1)
-NO_LIMITS = {"outcome": "approved", "amount": "0", "approved": True,
-             "reasons": [{"limit": None, "value": None, "scope": None,
-                          "message": "No risk limits are configured yet: approved without a check."}]}
+APPROVED = {"outcome": "approved", "amount": "0", "approved": True, "reasons": [], "reason": ""}
+
+
+def clear_risk_limits():
+    """No limit at any scope (the pages then say so). Parity with the replay also holds only while
+    no limit binds: the platform's default limits would resize all-in entries."""
+    RiskProfile.objects.update(**{f: None for f in PROFILE_FIELDS})
 
 
 def make_deployment(owner, *, name="SMA on SYN", capital="1000", activate=True, symbol="SYN/USD"):
@@ -57,7 +63,7 @@ def book_trade(deployment, *, side: str, amount: str, price: str, fee: str = "0"
         fee=Decimal(fee), fee_currency="USD", signal_bar_time=bar_ms, intent_index=intent,
         decision=decision if decision is not None else {"signal": "entry_long" if side == "buy" else "exit_long",
                                                         "close": price, "fast_sma": "101.2", "slow_sma": "100.7"},
-        verdict=verdict if verdict is not None else {**NO_LIMITS, "amount": amount})
+        verdict=verdict if verdict is not None else {**APPROVED, "amount": amount})
     if filled:
         fill = Fill.objects.create(order=order, account=deployment.account, exchange_trade_id=f"paper-{order.pk}",
                                    amount=Decimal(amount), price=Decimal(price), fee=Decimal(fee), fee_currency="USD",
@@ -130,6 +136,7 @@ class EngineRun:
         self.deployment = services.deployment_create(owner=owner, config=config, account=self.account,
                                                      capital=Decimal("5000"), name=name, reason="test")
         self.k = self.HISTORY
+        clear_risk_limits()
         if activate:
             self.activate()
 

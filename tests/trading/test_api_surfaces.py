@@ -9,10 +9,11 @@ from decimal import Decimal
 import pytest
 
 from apps.audit.models import AuditEvent
+from apps.risk.models import RiskProfile
 from apps.strategies.models import ConfigEvidence
 from apps.trading.models import OrderStatus, PortfolioSnapshot
 
-from .surfaces import T0, EngineRun, book_trade, engine_tick, make_deployment, snapshot, traded  # noqa: F401  (fixture)
+from .surfaces import T0, EngineRun, book_trade, clear_risk_limits, engine_tick, make_deployment, snapshot, traded  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -101,12 +102,16 @@ def test_portfolio_history_of_someone_elses_deployment_is_refused(api, charlie, 
 
 
 def test_deployment_performance_says_what_to_know(api, alice, charlie, traded):
+    RiskProfile.objects.update_or_create(target_key="global", defaults={"scope": "global",
+                                                                        "position_notional_max": Decimal("50000")})
     data = api(alice).get(f"/api/v1/trading/deployments/{traded.pk}/performance/").json()
     assert data["trades"] == 2 and D(data["equity"]) == D("1023.08")
     codes = {n["code"]: n for n in data["notices"]}
     assert "stale_data" not in codes  # the engine has not judged its data yet
-    # every order was approved by a check that applied no limit, and the page says so
-    assert "no_risk_limits" in codes and "5 of the last 5 orders" in codes["no_risk_limits"]["message"]
+    assert "no_risk_limits" not in codes  # a global limit is configured
+    clear_risk_limits()
+    notices = api(alice).get(f"/api/v1/trading/deployments/{traded.pk}/performance/").json()["notices"]
+    assert [n["code"] for n in notices] == ["no_risk_limits"]
     assert data["tracking_error"] is None
     assert api(charlie).get(f"/api/v1/trading/deployments/{traded.pk}/performance/").status_code == 404
 
@@ -126,7 +131,7 @@ def test_orders_show_the_signal_bar_decision_and_verdict(api, alice, traded):
     first = rows[-1]
     assert first["signal_bar_at"] == "2023-11-14T21:59:00Z"
     assert first["decision"]["signal"] == "entry_long"
-    assert first["verdict"]["reasons"][0]["message"].startswith("No risk limits are configured")
+    assert first["verdict"]["outcome"] == "approved" and first["verdict"]["amount"] == "2"
 
 
 def test_order_fill_and_position_filters(api, alice, traded):

@@ -84,15 +84,10 @@ def verdict_class(verdict) -> str:
 
 @register.filter
 def verdict_label(verdict) -> str:
-    """'approved', 'approved, no limits checked', 'resized', 'rejected', or 'not recorded'."""
+    """The pre-trade check's outcome as stored: approved / resized / rejected, or 'not recorded'."""
     verdict = verdict or {}
-    outcome = verdict.get("outcome") or ({True: "approved", False: "rejected"}.get(verdict.get("approved")))
-    if not outcome:
-        return "not recorded"
-    reasons = verdict.get("reasons") or []
-    if outcome == "approved" and reasons and all(r.get("limit") in (None, "") for r in reasons):
-        return "approved, no limits checked"
-    return outcome
+    return verdict.get("outcome") or ({True: "approved", False: "rejected"}.get(verdict.get("approved"))) \
+        or "not recorded"
 
 
 @register.filter
