@@ -30,7 +30,8 @@ class BacktestRun(Job, ExecutionSettings):
     allow_gaps = models.BooleanField(default=False)
 
     candle_count = models.PositiveIntegerField(default=0)
-    fingerprint = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the candles used.")
+    fingerprint = models.CharField(max_length=64, blank=True,
+                                   help_text="SHA-256 of the candles read (the warm-up before the start included).")
     code_version = models.CharField(max_length=64, blank=True,
                                     help_text="SHA-256 of the strategy's and the engine's source that computed the "
                                               "result (quant/strategies/provenance.py says what is hashed).")
@@ -40,6 +41,12 @@ class BacktestRun(Job, ExecutionSettings):
     open_position = models.JSONField(null=True, blank=True)
     skipped_entries = models.PositiveIntegerField(default=0)
     gaps = models.JSONField(default=list, blank=True, help_text="Missing intervals inside the range, if allowed.")
+    warmup_bars = models.PositiveIntegerField(
+        default=0, help_text="Bars of history the strategy read before the first traded bar (quant.strategies.warmup: "
+                             "indicators full and, for recursive ones, converged).")
+    warmup_missing = models.PositiveIntegerField(
+        default=0, help_text="Warm-up bars not stored before the start: that many first bars of the range completed "
+                             "the warm-up and did not trade.")
 
     class Meta:
         ordering = ["-created_at"]

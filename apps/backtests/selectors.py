@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from quant.metrics import caveats
+from quant.strategies.warmup import warmup_caveats
 from quant.strategies import TIMEFRAMES
 from tradepulse.core.jobs import JobState
 
@@ -12,12 +13,12 @@ from .models import BacktestRun, EquityCurve
 
 def run_warnings(run: BacktestRun) -> list[dict]:
     """What a reader must know before trusting a finished run's figures (short period, few or no
-    closed trades, only an open position): [{code, message}]. The API, the live events and the
+    closed trades, only an open position, warm-up missing before the start): [{code, message}]. The API, the live events and the
     results page show these; the command prints the same list for its own computation."""
     if run.state != JobState.SUCCEEDED or not run.metrics:
         return []
-    return caveats(run.metrics, span_ms=int((run.end - run.start).total_seconds() * 1000),
-                   open_position=run.open_position)
+    return warmup_caveats(run.warmup_bars, run.warmup_missing) + caveats(
+        run.metrics, span_ms=int((run.end - run.start).total_seconds() * 1000), open_position=run.open_position)
 
 
 def equity_series(run: BacktestRun, *, max_points: int = 2000) -> dict:

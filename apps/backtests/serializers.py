@@ -20,14 +20,15 @@ class BacktestRunSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     duration_s = serializers.FloatField(read_only=True, allow_null=True)
     warnings = serializers.SerializerMethodField(
-        help_text="[{code, message}]: short period, few or no closed trades, only an open position.")
+        help_text="[{code, message}]: short period, few or no closed trades, only an open position, "
+                  "warm-up not stored before the start (short_warmup).")
 
     class Meta:
         model = BacktestRun
         fields = ["id", "name", "owner", "state", "progress", "message", "error", "error_code", "strategy_key",
                   "parameters", "config", "market", "market_symbol", "exchange", "timeframe", "start", "end",
                   *EXECUTION_FIELDS, "allow_gaps", "candle_count", "fingerprint", "code_version", "metrics", "timings",
-                  "final_equity", "open_position", "skipped_entries", "gaps", "created_at", "started_at",
+                  "final_equity", "open_position", "skipped_entries", "gaps", "warmup_bars", "warmup_missing", "created_at", "started_at",
                   "finished_at", "duration_s", "warnings"]
         read_only_fields = fields
 

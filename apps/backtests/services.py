@@ -16,12 +16,14 @@ from tradepulse.core.permissions import grant_owner
 from apps.accounts import quotas
 from apps.accounts.models import QuotaKey
 from apps.audit.services import audit_record
-from apps.marketdata.selectors import candle_count, candles_as_arrays, coverage_for_market, missing_intervals
+from apps.marketdata.selectors import (candle_count, candles_as_arrays, coverage_for_market, latest_candles,
+                                       missing_intervals)
 from apps.marketdata.timeframes import ceil_time
 from quant.strategies import Bars, ParameterError, UnknownStrategy, get_strategy, timeframe_ms
 from apps.strategies.execution import EXECUTION_FIELDS
 from apps.strategies.models import EvidenceSource, Source
 from quant.strategies.provenance import bars_fingerprint, code_version
+from quant.strategies.warmup import tradable_signals, warmup_bars
 from tradepulse.core import events, jobrunner
 from tradepulse.core.jobs import JobState
 
@@ -88,6 +90,12 @@ class BacktestSpec:
             raise ValidationError(errors)
         return cls(strategy_key, parameters, timeframe, start_ms, end_ms, engine, allow_gaps)
 
+    @property
+    def warmup(self) -> int:
+        """Bars of history the strategy reads before the first traded bar (the one warm-up rule,
+        quant.strategies.warmup)."""
+        return warmup_bars(self.strategy_key, self.parameters, self.timeframe)
+
 
 def market_engine_defaults(market, engine: dict) -> dict:
     """The one place engine settings a request left out (absent or None) are filled from the
@@ -115,6 +123,8 @@ class Outcome:
     gaps: list[dict]
     timings: dict = field(default_factory=dict)
     code_version: str = ""
+    warmup_bars: int = 0
+    warmup_missing: int = 0
 
 
 def fingerprint(bars: Bars) -> str:
@@ -148,9 +158,21 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def load_bars(market, spec: BacktestSpec) -> Bars:
-    arrays = candles_as_arrays(market, spec.timeframe, start_ms=spec.start_ms, end_ms=spec.end_ms)
+def load_bars(market, spec: BacktestSpec, *, warmup: int = 0) -> Bars:
+    """The stored candles of the spec's range, preceded by up to ``warmup`` stored candles before
+    its start (fewer when the store has fewer: ``backtest_compute`` then says so)."""
+    start_ms = spec.start_ms
+    if warmup > 0 and start_ms is not None:
+        before = latest_candles(market, spec.timeframe, warmup, end_ms=start_ms)
+        if len(before.time):
+            start_ms = int(before.time[0])
+    arrays = candles_as_arrays(market, spec.timeframe, start_ms=start_ms, end_ms=spec.end_ms)
     return Bars(arrays.time, arrays.open, arrays.high, arrays.low, arrays.close, arrays.volume, spec.timeframe)
+
+
+def first_traded_index(bars: Bars, spec: BacktestSpec) -> int:
+    """Index of the range's first bar in bars loaded with their warm-up (0 without a start)."""
+    return int(np.searchsorted(bars.time, spec.start_ms)) if spec.start_ms is not None else 0
 
 
 def check_data(spec: BacktestSpec, candle_total: int, gaps: list[dict]) -> None:
@@ -164,20 +186,27 @@ def check_data(spec: BacktestSpec, candle_total: int, gaps: list[dict]) -> None:
 def backtest_compute(spec: BacktestSpec, bars: Bars, *, gaps: list[dict], on_step=None) -> Outcome:
     """Signals → engine → metrics on already-loaded bars. Pure: writes nothing.
 
+    `bars` may start before `spec.start_ms` (`load_bars(..., warmup=spec.warmup)`): those bars are
+    the warm-up. Signals are computed on every bar, but only bars with `spec.warmup` bars of
+    history before them may trade (quant.strategies.warmup), and the engine simulates the range
+    alone (equity, trades and metrics start at the first bar of the range). When the store holds
+    fewer warm-up bars before the start (data begins there), the first bars of the range complete
+    the warm-up and do not trade: `warmup_missing` on the outcome counts them and the run carries
+    a `short_warmup` warning, rather than trading on indicators that have not converged.
     `gaps` (from `range_gaps`) are checked against `spec.allow_gaps` and recorded in the outcome.
     `on_step(name)` is called before each stage (for progress reporting).
     """
     timings = {}
-    check_data(spec, len(bars), gaps)
-    strategy = get_strategy(spec.strategy_key)
+    first = first_traded_index(bars, spec)
+    check_data(spec, len(bars) - first, gaps)
     on_step and on_step("signals")
     t0 = time.perf_counter()
-    signals = strategy.signals(bars, spec.parameters)
+    traded, signals, warmup, missing = tradable_signals(spec.strategy_key, bars, spec.parameters, first=first)
     timings["signals_s"] = time.perf_counter() - t0
     on_step and on_step("engine")
     t0 = time.perf_counter()
     try:
-        result = engine_run(bars, signals, spec.engine)
+        result = engine_run(traded, signals, spec.engine)
     except ValueError as exc:  # e.g. risk sizing while this parameter set emits no stops
         raise ValidationError({"engine": str(exc)}) from None
     timings["engine_s"] = time.perf_counter() - t0
@@ -186,9 +215,10 @@ def backtest_compute(spec: BacktestSpec, bars: Bars, *, gaps: list[dict], on_ste
     timings["metrics_s"] = time.perf_counter() - t0
     return Outcome(
         metrics=metrics, trades=trades_as_records(result), open_position=result.open_position,
-        final_equity=float(result.final_equity), equity=result.equity, time=bars.time,
-        fingerprint=fingerprint(bars), candle_count=len(bars), skipped_entries=int(result.skipped_entries),
+        final_equity=float(result.final_equity), equity=result.equity, time=traded.time,
+        fingerprint=fingerprint(bars), candle_count=len(traded), skipped_entries=int(result.skipped_entries),
         gaps=gaps, timings=timings, code_version=code_version(spec.strategy_key),
+        warmup_bars=warmup, warmup_missing=missing,
     )
 
 
@@ -274,7 +304,7 @@ def _work(job: jobrunner.JobRun) -> jobrunner.Done:
 
     step("load")
     t0 = time.perf_counter()
-    bars = load_bars(run.market, spec)
+    bars = load_bars(run.market, spec, warmup=spec.warmup)
     load_s = time.perf_counter() - t0
     outcome = backtest_compute(spec, bars, gaps=range_gaps(run.market, spec), on_step=step)
     step("store")
@@ -286,7 +316,8 @@ def _work(job: jobrunner.JobRun) -> jobrunner.Done:
         fields=dict(metrics=outcome.metrics, timings=_round(outcome.timings), final_equity=outcome.final_equity,
                     open_position=outcome.open_position, candle_count=outcome.candle_count,
                     fingerprint=outcome.fingerprint, skipped_entries=outcome.skipped_entries, gaps=outcome.gaps,
-                    code_version=outcome.code_version),
+                    code_version=outcome.code_version, warmup_bars=outcome.warmup_bars,
+                    warmup_missing=outcome.warmup_missing),
         audit={"trades": len(outcome.trades), "final_equity": outcome.final_equity,
                "fingerprint": outcome.fingerprint})
 

@@ -37,7 +37,8 @@ from quant.engine import core as engine_core
 from quant.metrics import bars_per_year as _bars_per_year
 from quant.metrics import compute_from_arrays
 from quant.strategies import (Bars, BoolParam, CategoricalParam, IndicatorCache,
-                                     ParameterError, Signals, Strategy, get_strategy)
+                                     ParameterError, Strategy, get_strategy)
+from quant.strategies.warmup import drop_warmup, warmup_bars
 
 from .walkforward import Window
 
@@ -140,14 +141,16 @@ def _corner_values(param) -> list:
 
 
 def max_warmup(strategy: str | type[Strategy], timeframe: str, *, max_points: int = 4096) -> int:
-    """Largest warm-up (bars) any point of the strategy's search space needs on ``timeframe``.
+    """Largest warm-up (bars) any point of the strategy's search space needs on ``timeframe``,
+    by the one warm-up rule (:func:`quant.strategies.warmup.warmup_bars`: recursive indicators
+    converged, finite windows full), so every trial of a window reads enough bars before it.
 
-    Evaluates ``Strategy.warmup`` at the defaults and every corner of the space (low/high of
+    Evaluates the rule at the defaults and every corner of the space (low/high of
     numeric parameters, every choice of the others), skipping corners that fail the
     strategy's cross-field check. Warm-up grows with window lengths, so the corners bound it.
     """
     cls = get_strategy(strategy) if isinstance(strategy, str) else strategy
-    best = cls.warmup(cls.default_params(), timeframe)
+    best = warmup_bars(cls, cls.default_params(), timeframe)
     values = [_corner_values(p) for p in cls.params]
     for count, combo in enumerate(itertools.product(*values)):
         if count >= max_points:
@@ -156,7 +159,7 @@ def max_warmup(strategy: str | type[Strategy], timeframe: str, *, max_points: in
             params = cls.validate_params(dict(zip((p.name for p in cls.params), combo)))
         except ParameterError:
             continue
-        best = max(best, cls.warmup(params, timeframe))
+        best = max(best, warmup_bars(cls, params, timeframe))
     return int(best)
 
 
@@ -172,19 +175,6 @@ class WindowRun:
     pnl: np.ndarray | None = None
     returns: np.ndarray | None = None
     exposure: float = 0.0
-
-
-def _tail(signals: Signals, offset: int) -> Signals:
-    """The signals from ``offset`` on (warm-up bars dropped: they never trade)."""
-    if offset == 0:
-        return signals
-
-    def cut(a):
-        return None if a is None else a[offset:]
-
-    return Signals(entries_long=signals.entries_long[offset:], exits_long=signals.exits_long[offset:],
-                   entries_short=cut(signals.entries_short), exits_short=cut(signals.exits_short),
-                   stop_price=cut(signals.stop_price), take_profit_price=cut(signals.take_profit_price))
 
 
 class Evaluator:
@@ -237,7 +227,7 @@ class Evaluator:
         """Backtest ``params`` (validated here; ParameterError if invalid) on ``window``."""
         params = self.strategy.validate_params(params)
         data, cache = self._slice(window)
-        signals = _tail(self.strategy.signals(data, params, cache=cache), window.warmup)
+        signals = drop_warmup(self.strategy.signals(data, params, cache=cache), window.warmup)
         bars = self.bars
         s, e = window.start, window.end
         equity, trades = self._buffers(e - s)

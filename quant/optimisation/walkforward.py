@@ -15,8 +15,10 @@ Rules every function here guarantees (and ``tests/backtests/test_walkforward.py`
 * Within a fold, in-sample (IS) and out-of-sample (OOS) windows do not overlap and the OOS
   window starts where the IS window ends. OOS windows are contiguous and do not overlap
   across folds; they tile the end of the optimisation range.
-* ``warmup`` bars are read from BEFORE a window's start so indicators are defined on its
-  first bar; trades and metrics count only inside ``[start, end)``. No window ever reads a
+* ``warmup`` bars are read from BEFORE a window's start so indicators are defined (and,
+  for recursive ones, converged: the one rule of :mod:`quant.strategies.warmup`) on its
+  first bar; trades and metrics count only inside ``[start, end)``; the warm-up bars are
+  never traded nor counted. No window ever reads a
   bar at or after its own ``end``. The folds reserve the first ``warmup_bars`` bars of the
   range for this, so every window gets its full warm-up. The hold-out's warm-up reads the
   end of the optimisation range: that is the past, which a live strategy would also see.

@@ -476,12 +476,14 @@ class Strategy:
 
     @classmethod
     def warmup(cls, params: dict, timeframe: str) -> int:
-        """Bars of ``timeframe`` history after which every indicator the strategy reads is
-        defined on the last bar, whatever the data's alignment; fewer bars cannot signal.
+        """Bars of ``timeframe`` history to read before a bar so that its signal is the one the
+        whole history would give, whatever the data's alignment (the one rule is described in
+        :mod:`quant.strategies.warmup`; callers use ``warmup.warmup_bars``).
 
-        Indicators with a finite window then give exactly the full-history signal.
-        Recursive ones (EMA, Wilder's RSI/ATR) are defined but still converging, so live
-        trading should load several times this. Default 0.
+        Indicators with a finite window then give exactly the full-history signal; recursive
+        ones (EMA, Wilder's RSI/ATR) must also have forgotten their seed, to
+        ``warmup.TOLERANCE``: use ``warmup.ema_settle_bars`` / ``warmup.wilder_settle_bars``.
+        Default 0.
         """
         return 0
 

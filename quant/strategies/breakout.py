@@ -6,6 +6,7 @@ import numpy as np
 
 from . import indicators as ind
 from .base import Bars, FloatParam, IntParam, Signals, Strategy, register
+from .warmup import wilder_settle_bars
 
 
 @register
@@ -101,7 +102,8 @@ class DonchianBreakout(Strategy):
     @classmethod
     def warmup(cls, params, timeframe):
         needed = max(params["entry_period"], params["exit_period"]) + 1
-        return max(needed, params["atr_period"] + 1) if params["atr_stop"] > 0 else needed
+        # With ATR stops the stop level is a recursive (Wilder) value: wait for it to settle.
+        return max(needed, wilder_settle_bars(params["atr_period"])) if params["atr_stop"] > 0 else needed
 
     @classmethod
     def compute(cls, data: Bars, params, cache):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import indicators as ind
 from .base import Bars, IntParam, ParameterError, Signals, Strategy, register
+from .warmup import ema_settle_bars
 
 
 def _cross_signals(fast, slow, info: dict) -> Signals:
@@ -72,7 +73,8 @@ class EmaCross(Strategy):
 
     @classmethod
     def warmup(cls, params, timeframe):
-        return params["slow"] + 1
+        # Both EMAs converged on the previous bar too (the cross compares two bars).
+        return ema_settle_bars(max(params["fast"], params["slow"])) + 1
 
     @classmethod
     def compute(cls, data: Bars, params, cache):
@@ -104,7 +106,9 @@ class Macd(Strategy):
 
     @classmethod
     def warmup(cls, params, timeframe):
-        return params["slow"] + params["signal"]
+        # The MACD line converges with its slow EMA; the signal line, an EMA seeded on the
+        # line, then needs its own settling; plus the previous bar for the cross.
+        return ema_settle_bars(params["slow"]) + ema_settle_bars(params["signal"]) + 1
 
     @classmethod
     def compute(cls, data: Bars, params, cache):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import indicators as ind
 from .base import Bars, FloatParam, IntParam, ParameterError, Signals, Strategy, register
+from .warmup import wilder_settle_bars
 
 
 @register
@@ -30,7 +31,7 @@ class RsiReversion(Strategy):
 
     @classmethod
     def warmup(cls, params, timeframe):
-        return params["period"] + 1
+        return wilder_settle_bars(params["period"])
 
     @classmethod
     def compute(cls, data: Bars, params, cache):

@@ -64,7 +64,9 @@ def test_a_run_whose_only_position_is_open_says_so(valley):
     assert "warning: No closed trade: the only position (long " in text
     data = json.loads(command("VAL/USD", "--json"))
     assert data["metrics"]["trade_count"] == 0 and data["open_position"]["side"] == "long"
-    assert [w["code"] for w in data["warnings"]] == ["short_period", "open_position_only"]
+    # The data start at the range's first bar: its first 31 bars (sma_cross slow 30) only warm up.
+    assert [w["code"] for w in data["warnings"]] == ["short_warmup", "short_period", "open_position_only"]
+    assert data["warmup_bars"] == 31 and data["warmup_missing"] == 31
 
 
 def test_api_and_live_payload_carry_the_same_warnings_as_the_command(market, alice, api, published,
@@ -79,8 +81,8 @@ def test_api_and_live_payload_carry_the_same_warnings_as_the_command(market, ali
     detail = api(alice).get(f"/api/v1/backtests/{run_id}/").json()
     count = detail["metrics"]["trade_count"]
     assert 0 < count < 30
-    assert [w["code"] for w in detail["warnings"]] == ["short_period", "few_trades"]
-    assert detail["warnings"][1]["message"].startswith(f"Only {count} closed trades: win rate, profit factor")
+    assert [w["code"] for w in detail["warnings"]] == ["short_warmup", "short_period", "few_trades"]
+    assert detail["warnings"][2]["message"].startswith(f"Only {count} closed trades: win rate, profit factor")
     assert detail["warnings"] == cli["warnings"]
     listed = api(alice).get("/api/v1/backtests/").json()["results"][0]
     assert listed["warnings"] == detail["warnings"]

@@ -11,6 +11,8 @@ from quant.strategies import (Bars, BoolParam, CategoricalParam, FloatParam, Ind
                                      align_to_base, all_strategies, get_strategy, register,
                                      timeframe_ms)
 from quant.strategies import indicators as ind
+from quant.strategies.warmup import (TOLERANCE, drop_warmup, ema_settle_bars, mask_warmup, warmup_bars,
+                                     wilder_settle_bars)
 
 HOUR = 3_600_000
 EXPECTED_KEYS = {"sma_cross", "ema_cross", "rsi_reversion", "bollinger_breakout", "macd",
@@ -340,9 +342,27 @@ def test_no_lookahead(strategy):
                 np.testing.assert_array_equal(values[: t + 1], part.info[label], err_msg=f"{label} t={t}")
 
 
-# Strategies whose indicators have a finite window: warm-up bars reproduce the full-history
-# signal exactly. The others (EMA, Wilder) are only guaranteed to be defined.
+# Strategies whose indicators have a finite window: one bar less than the warm-up leaves an
+# indicator undefined. The recursive ones (EMA, MACD, Wilder's RSI/ATR) need far more than the
+# definition (their seed must be forgotten), so that bound does not apply to them.
 FINITE_MEMORY = {"sma_cross", "bollinger_breakout", "volume_breakout", "donchian_breakout", "htf_sweep"}
+RECURSIVE = {"ema_cross", "macd", "rsi_reversion"}
+
+
+def _assert_same_signals(full, part, offset, label, *, rtol=0.0):
+    """``part`` (signals of a later start, ``offset`` bars in) equals ``full`` from there: booleans
+    exactly, price levels to ``rtol`` (NaN where the other is NaN)."""
+    for name in SIGNAL_FIELDS:
+        a, b = getattr(full, name), getattr(part, name)
+        assert (a is None) == (b is None), name
+        if a is None:
+            continue
+        a = a[offset:offset + len(b)]
+        if a.dtype == bool:
+            mismatch = np.flatnonzero(a != b)
+            assert len(mismatch) == 0, f"{label} {name} differs at {mismatch[:5]}"
+        else:
+            np.testing.assert_allclose(b, a, rtol=rtol, equal_nan=True, err_msg=f"{label} {name}")
 
 
 @pytest.mark.parametrize("strategy", all_strategies(), ids=lambda s: s.key)
@@ -350,21 +370,73 @@ def test_warmup_bars_are_enough_to_signal_on_the_last_bar(strategy):
     bars = random_walk(600)
     params = strategy.validate_params({})
     full = strategy.signals(bars, params)
-    window = strategy.warmup(params, bars.timeframe)
-    assert window > 1
+    window = warmup_bars(strategy, params, bars.timeframe)
+    assert window > 1 and window == strategy.warmup(params, bars.timeframe)
     for t in range(window + 50, 600, 37):  # every alignment against the 4h grid is covered
         part = strategy.signals(bars[t - window + 1: t + 1], params)
         for label, values in part.info.items():
             assert np.isfinite(values[-1]), f"{label} undefined after {window} warm-up bars (t={t})"
+        for name in SIGNAL_FIELDS:
+            a, b = getattr(full, name), getattr(part, name)
+            if a is not None and a.dtype == bool:
+                assert a[t] == b[-1], f"{name} at t={t}"
         if strategy.key in FINITE_MEMORY:
-            for name in SIGNAL_FIELDS:
-                a, b = getattr(full, name), getattr(part, name)
-                if a is not None and a.dtype == bool:
-                    assert a[t] == b[-1], f"{name} at t={t}"
-        # One bar fewer is not enough: some indicator is still undefined on the last bar.
-        short = strategy.signals(bars[t - window + 2: t + 1], params)
-        if strategy.key != "htf_sweep":  # its need depends on alignment; the bound is worst case
-            assert any(np.isnan(v[-1]) or np.isnan(v[-2]) for v in short.info.values())
+            # One bar fewer is not enough: some indicator is still undefined on the last bar.
+            short = strategy.signals(bars[t - window + 2: t + 1], params)
+            if strategy.key != "htf_sweep":  # its need depends on alignment; the bound is worst case
+                assert any(np.isnan(v[-1]) or np.isnan(v[-2]) for v in short.info.values())
+
+
+# Where the data starts: the full walk against the same walk cut at these bars.
+STARTS = (1, 7, 50, 333, 1000)
+# The old rule for the recursive strategies (indicators merely defined), to show that the
+# test below can fail: with it, signals from different starts disagree.
+DEFINED_ONLY = {"ema_cross": lambda p: p["slow"] + 1, "macd": lambda p: p["slow"] + p["signal"],
+                "rsi_reversion": lambda p: p["period"] + 1}
+
+
+@pytest.mark.parametrize("strategy", all_strategies(), ids=lambda s: s.key)
+def test_signals_from_any_start_agree_after_the_warmup(strategy):
+    """The warm-up rule (quant.strategies.warmup): signals computed from two different first
+    bars are identical once ``warmup_bars`` bars have passed since the later one. Booleans must
+    be equal; stop/take-profit levels to 1e-6 relative (the rule's TOLERANCE on the seed's
+    weight; measured differences are below 2e-9). No strategy is exempt: the recursive ones
+    (EMA, MACD, RSI) converge, the finite-window ones are exact."""
+    bars = random_walk(3000)
+    for params in LOOKAHEAD_PARAMS.get(strategy.key, [{}]):
+        params = strategy.validate_params(params)
+        window = warmup_bars(strategy.key, params, bars.timeframe)
+        full = strategy.signals(bars, params)
+        disagreements = 0
+        for start in STARTS:
+            part = strategy.signals(bars[start:], params)
+            # The warm-up helper: those bars may not trade, whatever was computed on them.
+            masked = mask_warmup(part, window)
+            _assert_same_signals(full, drop_warmup(masked, window), start + window,
+                                 f"{strategy.key} {params} start={start}", rtol=TOLERANCE)
+            assert not masked.entries_long[:window].any() and not masked.exits_long[:window].any()
+            if strategy.key in DEFINED_ONLY:
+                short = DEFINED_ONLY[strategy.key](params)
+                disagreements += sum(not np.array_equal(getattr(full, n)[start + short:], getattr(part, n)[short:])
+                                     for n in ("entries_long", "exits_long"))
+        if strategy.key in RECURSIVE:
+            assert disagreements > 0, f"{strategy.key} {params}: even the defined-only warm-up agreed"
+
+
+def test_recursive_warmups_follow_the_stated_tolerance():
+    # EMA(26): 25 bars to seed, then (25/27)^m <= 1e-6 needs m = 180; Wilder(14): 14 + 187.
+    assert ema_settle_bars(26) == 205 and wilder_settle_bars(14) == 201
+    assert (1 - 2 / 27) ** 180 <= TOLERANCE < (1 - 2 / 27) ** 179
+    assert warmup_bars("ema_cross", {}) == 206  # the slow EMA settled on the previous bar too
+    assert warmup_bars("macd", {}) == ema_settle_bars(26) + ema_settle_bars(9) + 1
+    assert warmup_bars("rsi_reversion", {"period": 14}) == 201
+    assert warmup_bars("sma_cross", {"fast": 5, "slow": 40}) == 41  # finite windows: unchanged
+    assert warmup_bars("donchian_breakout", {"atr_stop": 2.0, "atr_period": 14}) == 201
+    # htf_sweep depends on the timeframe; without one, the worst case over every timeframe.
+    assert warmup_bars("htf_sweep", {"htf": "4h"}, "1h") == 7
+    assert warmup_bars("htf_sweep", {"htf": "4h"}) == 2 * 240 - 1
+    with pytest.raises(ParameterError, match="fast"):
+        warmup_bars("ema_cross", {"fast": 50, "slow": 20})
 
 
 @pytest.mark.parametrize("strategy", all_strategies(), ids=lambda s: s.key)

@@ -26,6 +26,7 @@ import numpy as np
 from quant.engine import EngineConfig, core
 from quant.engine.stepper import new_state
 from quant.strategies import Bars, get_strategy
+from quant.strategies.warmup import mask_warmup, warmup_bars
 
 from ..brokers.base import OrderRequest, client_order_id
 from ..brokers.paper import PaperBroker, to_decimal
@@ -51,11 +52,16 @@ def replay(bars: Bars, strategy_key: str, parameters: dict, config: EngineConfig
     """Run the paper loop over `bars` with `strategy_key(parameters)` and `config`.
 
     Signals are computed over all `bars`; the engine starts flat at bar `start_index` (the bars
-    before it are the signals' history only, as for a deployment's first tick).
+    before it are the signals' history only, as for a deployment's first tick). No bar with
+    fewer than the warm-up rule's bars before it trades (quant.strategies.warmup, as the
+    backtest: with less history than that, the first bars after `start_index` only warm up).
     `hook(intent, state)` is the pre-trade check (default: approve, as the backtest does).
     Trades have the backtest's record shape (entry/exit times are bar open times in epoch ms)."""
     t0 = time.perf_counter()
     signals = get_strategy(strategy_key).signals(bars, parameters)
+    warmup = warmup_bars(strategy_key, parameters, bars.timeframe)
+    if warmup > start_index:
+        signals = mask_warmup(signals, warmup)
     t1 = time.perf_counter()
     state = new_state(config)
     broker = PaperBroker(None, symbol=symbol)

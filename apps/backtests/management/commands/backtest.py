@@ -23,6 +23,7 @@ from apps.marketdata.selectors import coverage_for_market, market_by_names
 from apps.marketdata.timeframes import ms_to_iso, parse_time_ms
 from apps.backtests.selectors import run_warnings
 from quant.metrics import caveats
+from quant.strategies.warmup import warmup_caveats
 from tradepulse.core import context
 from tradepulse.core.commands import TradePulseCommand
 from tradepulse.core.jobs import JobState
@@ -73,20 +74,22 @@ class Command(TradePulseCommand):
             self._print(summary)
             return summary
         t0 = time.perf_counter()
-        bars = services.load_bars(market, spec)
+        bars = services.load_bars(market, spec, warmup=spec.warmup)
         load_s = time.perf_counter() - t0
         outcome = services.backtest_compute(spec, bars, gaps=services.range_gaps(market, spec))
+        first, end = int(outcome.time[0]), int(outcome.time[-1]) + bars.bar_ms
         timings = {"load_s": load_s, "signals_s": outcome.timings["signals_s"], "engine_s": outcome.timings["engine_s"],
                    "metrics_s": outcome.timings["metrics_s"], "total_s": time.perf_counter() - started}
         summary = {
             "strategy": spec.strategy_key, "parameters": spec.parameters, "exchange": market.exchange.code,
             "symbol": market.symbol, "timeframe": spec.timeframe, "candles": outcome.candle_count,
-            "start": ms_to_iso(int(bars.time[0])), "end": ms_to_iso(int(bars.time[-1]) + bars.bar_ms),
+            "start": ms_to_iso(first), "end": ms_to_iso(end),
             "fingerprint": outcome.fingerprint, "metrics": outcome.metrics, "trades": outcome.trades,
             "open_position": outcome.open_position, "final_equity": outcome.final_equity,
             "max_drawdown": outcome.metrics["max_drawdown"], "gaps": outcome.gaps,
-            "warnings": caveats(outcome.metrics, span_ms=int(bars.time[-1]) + bars.bar_ms - int(bars.time[0]),
-                                open_position=outcome.open_position),
+            "warmup_bars": outcome.warmup_bars, "warmup_missing": outcome.warmup_missing,
+            "warnings": warmup_caveats(outcome.warmup_bars, outcome.warmup_missing) + caveats(
+                outcome.metrics, span_ms=end - first, open_position=outcome.open_position),
             "timings": {k: round(v, 4) for k, v in timings.items()},
         }
         self._print(summary)
@@ -146,7 +149,7 @@ def summary_of_run(run: BacktestRun) -> dict:
         "start": ms_to_iso(ms(run.start)), "end": ms_to_iso(ms(run.end)), "fingerprint": run.fingerprint,
         "metrics": run.metrics, "trades": trades, "open_position": run.open_position,
         "final_equity": run.final_equity, "max_drawdown": run.metrics["max_drawdown"], "gaps": run.gaps,
-        "warnings": run_warnings(run), "timings": run.timings,
+        "warmup_bars": run.warmup_bars, "warmup_missing": run.warmup_missing, "warnings": run_warnings(run), "timings": run.timings,
     }
 
 

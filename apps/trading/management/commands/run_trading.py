@@ -100,14 +100,19 @@ class Command(TradePulseCommand):
             cash=o["cash"], fee=o["fee"], slippage=o["slippage"], sizing=o["sizing"], size_value=o["size_value"],
             amount_step=o["size_step"], stop_loss=o["stop_loss"], take_profit=o["take_profit"],
             trailing_stop=o["trailing_stop"], allow_short=o["allow_short"])
-        bars = backtests.load_bars(market, spec)
+        read = backtests.load_bars(market, spec, warmup=spec.warmup)  # the warm-up before the start, as backtest
+        first = backtests.first_traded_index(read, spec)
+        bars = read[first:]
         backtests.check_data(spec, len(bars), backtests.range_gaps(market, spec))
-        result = replay(bars, spec.strategy_key, spec.parameters, spec.engine, symbol=market.symbol)
+        result = replay(read, spec.strategy_key, spec.parameters, spec.engine, symbol=market.symbol,
+                        start_index=first)
+        if result.open_position:  # bar indices of the range, as backtest's
+            result.open_position["entry_index"] -= first
         summary = {
             "mode": "replay", "strategy": spec.strategy_key, "parameters": spec.parameters,
             "exchange": market.exchange.code, "symbol": market.symbol, "timeframe": spec.timeframe,
             "candles": len(bars), "start": ms_to_iso(int(bars.time[0])),
-            "end": ms_to_iso(int(bars.time[-1]) + bars.bar_ms), "fingerprint": backtests.fingerprint(bars),
+            "end": ms_to_iso(int(bars.time[-1]) + bars.bar_ms), "fingerprint": backtests.fingerprint(read),
             "trades": result.trades, "open_position": result.open_position, "final_equity": result.final_equity,
             "orders": result.orders, "fills": result.fills, "skipped_entries": result.skipped_entries,
             "timings": {**{k: round(v, 4) for k, v in result.timings.items()},
