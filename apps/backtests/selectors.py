@@ -5,7 +5,7 @@ import numpy as np
 
 from quant.metrics import caveats
 from quant.strategies.warmup import warmup_caveats
-from quant.strategies import TIMEFRAMES
+from quant.timeframes import CALENDAR_TIMEFRAMES, TIMEFRAMES, nominal_ms
 from tradepulse.core.jobs import JobState
 
 from .models import BacktestRun, EquityCurve
@@ -78,10 +78,11 @@ def price_series(run: BacktestRun, bars, *, max_candles: int = 1500) -> dict:
     """OHLC of the run's range for a chart, resampled to the smallest library timeframe that
     keeps at most `max_candles` candles, plus the run's entries and exits as markers."""
     shown = bars
-    for timeframe, ms in sorted(TIMEFRAMES.items(), key=lambda kv: kv[1]):
-        if ms < bars.bar_ms or ms % bars.bar_ms:
+    for timeframe in sorted([*TIMEFRAMES, *CALENDAR_TIMEFRAMES], key=nominal_ms):
+        try:
+            candidate = bars.resample(timeframe)
+        except ValueError:  # not a whole multiple of the run's timeframe
             continue
-        candidate = bars.resample(timeframe)
         shown = candidate
         if len(candidate) <= max_candles:
             break

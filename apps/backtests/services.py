@@ -19,7 +19,8 @@ from apps.audit.services import audit_record
 from apps.marketdata.selectors import (candle_count, candles_as_arrays, coverage_for_market, latest_candles,
                                        missing_intervals)
 from apps.marketdata.timeframes import ceil_time
-from quant.strategies import Bars, ParameterError, UnknownStrategy, get_strategy, timeframe_ms
+from quant.strategies import Bars, ParameterError, UnknownStrategy, get_strategy
+from quant.timeframes import check_grid_timeframe, count_bars
 from apps.strategies.execution import EXECUTION_FIELDS
 from apps.strategies.models import EvidenceSource, Source
 from quant.strategies.provenance import bars_fingerprint, code_version
@@ -69,7 +70,7 @@ class BacktestSpec:
         except ParameterError as exc:
             errors["parameters"] = str(exc)
         try:
-            timeframe_ms(timeframe)
+            check_grid_timeframe(timeframe)
         except (KeyError, ValueError) as exc:
             errors["timeframe"] = str(exc).strip("'\"")
         if start_ms is not None and end_ms is not None and start_ms >= end_ms:
@@ -138,14 +139,13 @@ def range_gaps(market, spec: BacktestSpec) -> list[dict]:
     Holes count whatever their cause (the exchange had no data, retention removed them): a
     backtest that trades through missing bars would report fills that never could happen.
     """
-    bar_ms = timeframe_ms(spec.timeframe)
     coverage = coverage_for_market(market, spec.timeframe)
     start = ceil_time(spec.start_ms if spec.start_ms is not None else (coverage.first_ms or 0), spec.timeframe)
     end = spec.end_ms if spec.end_ms is not None else (coverage.end_ms or start)
     if end <= start:
         return []
     holes = missing_intervals(market, spec.timeframe, start, end, skip_no_data=False)
-    return [{"start": a, "end": b, "bars": -(-(b - a) // bar_ms)} for a, b in holes]
+    return [{"start": a, "end": b, "bars": count_bars(a, b, spec.timeframe)} for a, b in holes]
 
 
 def describe_gaps(gaps: list[dict], limit: int = 5) -> str:

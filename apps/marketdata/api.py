@@ -24,7 +24,7 @@ from .models import Candle, CandleCoverage, DataQualityIssue, DownloadJob, Excha
 from .serializers import (CoverageQuerySerializer, CoverageSerializer, DataQualityIssueSerializer,
                           DownloadJobCreateSerializer, DownloadJobSerializer, ExchangeSerializer, FillGapsSerializer,
                           MarketSerializer, TimeMsField, coverage_data)
-from .timeframes import TIMEFRAMES, ms_to_iso
+from .timeframes import ALL_TIMEFRAMES, ms_to_iso, nominal_ms
 
 MAX_CANDLES_PER_REQUEST = 10_000
 DEFAULT_LATEST_CANDLES = 1_000
@@ -101,7 +101,7 @@ class MarketViewSet(ReadOnlyOwnedViewSet):
 
 class CandleQuerySerializer(serializers.Serializer):
     market = ScopedPrimaryKeyRelatedField(queryset=Market.objects.select_related("exchange"))
-    timeframe = serializers.ChoiceField(choices=list(TIMEFRAMES))
+    timeframe = serializers.ChoiceField(choices=list(ALL_TIMEFRAMES))
     start = TimeMsField(required=False)
     end = TimeMsField(required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_CANDLES_PER_REQUEST,
@@ -221,7 +221,7 @@ class CoverageViewSet(OwnedViewSet):
                                        exchange_id=query.get("exchange"))
         markets = Market.objects.select_related("exchange").in_bulk({c.market_id for c in covs})
         rows = [coverage_data(c, markets[c.market_id]) for c in covs]
-        rows.sort(key=lambda r: (r["exchange"], r["symbol"], TIMEFRAMES.get(r["timeframe"], 0)))
+        rows.sort(key=lambda r: (r["exchange"], r["symbol"], nominal_ms(r["timeframe"])))
         return Response(rows)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import ccxt
 from django.conf import settings
 
-from .timeframes import TIMEFRAMES
+from .timeframes import ALL_TIMEFRAMES
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def describe(exchange_id: str) -> dict:
     client = _client_class(exchange_id)()
     return {
         "name": client.name or exchange_id,
-        "timeframes": [tf for tf in TIMEFRAMES if tf in (client.timeframes or {})],
+        "timeframes": [tf for tf in ALL_TIMEFRAMES if tf in (client.timeframes or {})],
         "supports_sandbox": bool(client.urls.get("test")),
     }
 
@@ -191,11 +191,11 @@ def check_symbol_and_timeframe(client: ccxt.Exchange, symbol: str, timeframe: st
     """Raise UnknownSymbol / UnsupportedTimeframe before any candle is requested (markets loaded)."""
     if symbol not in (client.markets or {}):
         raise UnknownSymbol(f"Unknown symbol {symbol!r} on {client.id}.")
-    if timeframe not in TIMEFRAMES:
+    if timeframe not in ALL_TIMEFRAMES:
         raise UnsupportedTimeframe(f"Timeframe {timeframe!r} is not supported by TradePulse; supported: "
-                                   f"{', '.join(TIMEFRAMES)}.")
+                                   f"{', '.join(ALL_TIMEFRAMES)}.")
     if client.timeframes and timeframe not in client.timeframes:
-        supported = [tf for tf in TIMEFRAMES if tf in client.timeframes]
+        supported = [tf for tf in ALL_TIMEFRAMES if tf in client.timeframes]
         raise UnsupportedTimeframe(f"Timeframe {timeframe!r} is not supported by {client.id}; supported: "
                                    f"{', '.join(supported)}.")
     if not client.has.get("fetchOHLCV"):

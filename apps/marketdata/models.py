@@ -15,14 +15,14 @@ from django.db import models
 from tradepulse.core.jobs import Job
 from tradepulse.core.models import TimeStampedModel
 
-from .timeframes import TIMEFRAMES, ms_to_iso, timeframe_ms
+from .timeframes import ALL_TIMEFRAMES, bars_between, ms_to_iso
 
 STEP = {"max_digits": 40, "decimal_places": 20, "null": True, "blank": True}
 
 
 def validate_timeframe(value: str) -> None:
-    if value not in TIMEFRAMES:
-        raise ValidationError(f"Unknown timeframe {value!r}; supported: {', '.join(TIMEFRAMES)}.")
+    if value not in ALL_TIMEFRAMES:
+        raise ValidationError(f"Unknown timeframe {value!r}; supported: {', '.join(ALL_TIMEFRAMES)}.")
 
 
 class Exchange(TimeStampedModel):
@@ -233,7 +233,7 @@ class CandleCoverage(models.Model):
 
     @property
     def candles(self) -> int:
-        return (self.end_ms - self.start_ms) // timeframe_ms(self.timeframe)
+        return bars_between(self.start_ms, self.end_ms, self.timeframe)
 
 
 class RetentionPolicy(TimeStampedModel):

@@ -12,7 +12,7 @@ from django.db.models import Q
 from . import intervals, storage
 from .arrays import CandleArrays
 from .models import CandleCoverage, DataQualityIssue, IssueKind, Market, RetentionPolicy
-from .timeframes import check_timeframe, floor_time, ms_to_iso, now_ms, timeframe_ms
+from .timeframes import bars_between, check_timeframe, floor_time, ms_to_iso, now_ms
 
 __all__ = [
     "CandleArrays", "Coverage", "Gap", "market_by_names", "candles_as_arrays", "latest_candles", "candle_count",
@@ -89,7 +89,7 @@ class Coverage:
 
     @property
     def candles(self) -> int:
-        return intervals.total(self.ranges) // timeframe_ms(self.timeframe)
+        return sum(bars_between(a, b, self.timeframe) for a, b in self.ranges)
 
     @property
     def missing_candles(self) -> int:
@@ -118,11 +118,11 @@ def retention_cutoff_ms(timeframe: str, now: int | None = None) -> int | None:
     return floor_time(now - policy.keep_days * 86_400_000, timeframe)
 
 
-def _gaps(ranges, no_data, cutoff, step) -> list[Gap]:
+def _gaps(ranges, no_data, cutoff, timeframe: str) -> list[Gap]:
     out = []
     for (_, a), (b, _) in zip(ranges, ranges[1:]):
         covered_by_no_data = intervals.subtract([(a, b)], no_data) == []
-        out.append(Gap(a, b, (b - a) // step, exchange_has_no_data=covered_by_no_data,
+        out.append(Gap(a, b, bars_between(a, b, timeframe), exchange_has_no_data=covered_by_no_data,
                        before_retention=cutoff is not None and b <= cutoff))
     return out
 
@@ -130,10 +130,10 @@ def _gaps(ranges, no_data, cutoff, step) -> list[Gap]:
 def coverage_for_market(market: Market | int, timeframe: str) -> Coverage:
     """Covered ranges and gaps of one market × timeframe, from the maintained coverage table
     (two indexed queries, whatever the number of candles)."""
-    step = check_timeframe(timeframe)
+    check_timeframe(timeframe)
     mid = _market_id(market)
     ranges = storage.coverage_intervals(mid, timeframe)
-    gaps = _gaps(ranges, no_data_intervals(mid, timeframe), retention_cutoff_ms(timeframe), step)
+    gaps = _gaps(ranges, no_data_intervals(mid, timeframe), retention_cutoff_ms(timeframe), timeframe)
     return Coverage(mid, timeframe, ranges, gaps)
 
 
@@ -157,7 +157,7 @@ def coverage_list(*, market_ids=None, timeframe: str | None = None, exchange_id:
     now = now_ms()
     cutoffs = {tf: retention_cutoff_ms(tf, now) for tf in {tf for _, tf in grouped}}
     return [Coverage(mid, tf, ranges, _gaps(ranges, intervals.union(no_data.get((mid, tf), [])), cutoffs[tf],
-                                               timeframe_ms(tf)))
+                                               tf))
             for (mid, tf), ranges in grouped.items()]
 
 

@@ -9,7 +9,7 @@ from tradepulse.core.api import ScopedPrimaryKeyRelatedField
 
 from .models import DataQualityIssue, DownloadJob, Exchange, Market
 from .selectors import Coverage
-from .timeframes import TIMEFRAMES, ms_to_iso, parse_time_ms, timeframe_ms
+from .timeframes import ALL_TIMEFRAMES, bars_between, ms_to_iso, parse_time_ms
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -77,7 +77,7 @@ class DownloadJobCreateSerializer(serializers.Serializer):
     market = ScopedPrimaryKeyRelatedField(queryset=Market.objects.select_related("exchange"), required=False)
     exchange = ScopedPrimaryKeyRelatedField(queryset=Exchange.objects.all(), required=False)
     symbol = serializers.CharField(required=False, max_length=64)
-    timeframe = serializers.ChoiceField(choices=list(TIMEFRAMES))
+    timeframe = serializers.ChoiceField(choices=list(ALL_TIMEFRAMES))
     start = TimeMsField()
     end = TimeMsField()
 
@@ -89,7 +89,7 @@ class DownloadJobCreateSerializer(serializers.Serializer):
 
 class FillGapsSerializer(serializers.Serializer):
     market = ScopedPrimaryKeyRelatedField(queryset=Market.objects.all())
-    timeframe = serializers.ChoiceField(choices=list(TIMEFRAMES))
+    timeframe = serializers.ChoiceField(choices=list(ALL_TIMEFRAMES))
 
 
 class DataQualityIssueSerializer(serializers.ModelSerializer):
@@ -116,7 +116,7 @@ class DataQualityIssueSerializer(serializers.ModelSerializer):
 class CoverageQuerySerializer(serializers.Serializer):
     market = serializers.IntegerField(required=False, min_value=1, help_text="Only this market.")
     exchange = serializers.IntegerField(required=False, min_value=1, help_text="Only this exchange's markets.")
-    timeframe = serializers.ChoiceField(choices=list(TIMEFRAMES), required=False)
+    timeframe = serializers.ChoiceField(choices=list(ALL_TIMEFRAMES), required=False)
 
 
 class CoverageRangeSerializer(serializers.Serializer):
@@ -152,20 +152,21 @@ class CoverageSerializer(serializers.Serializer):
     fillable_gaps = serializers.IntegerField()
 
 
-def _range(a: int, b: int, step: int) -> dict:
-    return {"start_ms": a, "end_ms": b, "start": ms_to_iso(a), "end": ms_to_iso(b), "candles": (b - a) // step}
+def _range(a: int, b: int, timeframe: str) -> dict:
+    return {"start_ms": a, "end_ms": b, "start": ms_to_iso(a), "end": ms_to_iso(b),
+            "candles": bars_between(a, b, timeframe)}
 
 
 def coverage_data(cov: Coverage, market: Market) -> dict:
     """Plain data for one market × timeframe's coverage (API and events)."""
-    step = timeframe_ms(cov.timeframe)
+    tf = cov.timeframe
     return {
         "market": market.pk, "symbol": market.symbol, "exchange": market.exchange.code,
         "exchange_name": market.exchange.name, "timeframe": cov.timeframe,
         "first_ms": cov.first_ms, "end_ms": cov.end_ms, "first": ms_to_iso(cov.first_ms), "end": ms_to_iso(cov.end_ms),
         "candles": cov.candles, "missing_candles": cov.missing_candles,
-        "ranges": [_range(a, b, step) for a, b in cov.ranges],
-        "gaps": [{**_range(g.start_ms, g.end_ms, step), "exchange_has_no_data": g.exchange_has_no_data,
+        "ranges": [_range(a, b, tf) for a, b in cov.ranges],
+        "gaps": [{**_range(g.start_ms, g.end_ms, tf), "exchange_has_no_data": g.exchange_has_no_data,
                   "before_retention": g.before_retention, "fillable": g.fillable} for g in cov.gaps],
         "fillable_gaps": sum(1 for g in cov.gaps if g.fillable),
     }

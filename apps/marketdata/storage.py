@@ -25,7 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from . import intervals
 from .arrays import CandleArrays
 from .models import Candle, CandleBlock, CandleCoverage
-from .timeframes import grid_offset, timeframe_ms
+from .timeframes import grid_offset, grid_runs, is_calendar, nominal_ms, timeframe_ms
 
 TABLE = Candle._meta.db_table
 BLOCKS = CandleBlock._meta.db_table
@@ -233,7 +233,8 @@ def _pg_read(select: str, params: list, timeframe: str) -> CandleArrays:
 # --- block cache (PostgreSQL) ----------------------------------------------------------------------
 
 def _span(timeframe: str) -> int:
-    return BLOCK_BARS * timeframe_ms(timeframe)
+    # Blocks only partition time; for months (no fixed length) a block spans BLOCK_BARS mean months.
+    return BLOCK_BARS * nominal_ms(timeframe)
 
 
 def block_start(t_ms: int, timeframe: str) -> int:
@@ -345,7 +346,7 @@ def coverage_replace(market_id: int, timeframe: str, old: list[intervals.Interva
 
 def coverage_add(market_id: int, timeframe: str, times: np.ndarray) -> None:
     """Merge the runs of consecutive `times` (sorted) into the coverage rows."""
-    runs = intervals.runs(times, timeframe_ms(timeframe))
+    runs = grid_runs(times, timeframe)
     if not runs:
         return
     old = coverage_intervals(market_id, timeframe, runs[0][0], runs[-1][1])
@@ -363,7 +364,10 @@ def coverage_remove(market_id: int, timeframe: str, removed: list[intervals.Inte
 
 def coverage_from_candles(market_id: int, timeframe: str) -> list[intervals.Interval]:
     """The authority: runs of consecutive candles computed from the candle table (gaps and
-    islands: open_time − row_number × bar is constant within a run)."""
+    islands: open_time − row_number × bar is constant within a run; months, whose bars differ
+    in length, are read and cut into runs on the calendar)."""
+    if is_calendar(timeframe):
+        return grid_runs(read_rows(market_id, timeframe, None, None).time, timeframe)
     step = timeframe_ms(timeframe)
     with connection.cursor() as cur:
         cur.execute(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .arrays import CandleArrays
-from .timeframes import aligned, ms_to_iso, timeframe_ms
+from .timeframes import aligned, bar_close, ms_to_iso
 
 OUTLIER_MIN_LOG_MOVE = 0.15  # a close-to-close move beyond ±16 % in one bar is always worth a look
 OUTLIER_MEDIAN_MULTIPLE = 30  # ...and so is one 30× the page's median move
@@ -74,7 +74,6 @@ def check_page(raw_time: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarra
     Each rejected row yields one Finding (kind, its time, a detail naming the problem and the
     values); outliers and stale runs yield findings with rejected=False.
     """
-    step = timeframe_ms(timeframe)
     t_f = np.asarray(raw_time, dtype=np.float64)
     cols = [np.asarray(x, dtype=np.float64) for x in (o, h, lo, c, v)]
     o, h, lo, c, v = cols
@@ -86,6 +85,9 @@ def check_page(raw_time: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarra
 
     time_ok = np.isfinite(t_f)
     t = np.where(time_ok, t_f, 0).astype(np.int64)
+    # each row's bar end (a finding covers [t, end)); months differ in length. Clipped to the
+    # years datetime64 handles: an absurd time is rejected below either way.
+    end = bar_close(np.clip(t, -(2 ** 50), 2 ** 50), timeframe)
     for i in np.flatnonzero(~time_ok):
         bad[i] = True  # no time, no key: counted as rejected, cannot be filed under a time
 
@@ -93,7 +95,7 @@ def check_page(raw_time: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarra
     missing = nan.any(axis=0) & time_ok
     for i in np.flatnonzero(missing):
         which = ", ".join(names[j] for j in range(5) if nan[j, i])
-        findings.append(Finding("bad_ohlc", int(t[i]), int(t[i]) + step,
+        findings.append(Finding("bad_ohlc", int(t[i]), int(end[i]),
                                 f"missing or non-numeric {which} at {ms_to_iso(t[i])}", sample=_sample(raw, i)))
     bad |= missing
 
@@ -110,13 +112,13 @@ def check_page(raw_time: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarra
     for mask, say in checks:
         hit = mask & ~bad
         for i in np.flatnonzero(hit):
-            findings.append(Finding("bad_ohlc", int(t[i]), int(t[i]) + step, f"{say(i)} at {ms_to_iso(t[i])}",
+            findings.append(Finding("bad_ohlc", int(t[i]), int(end[i]), f"{say(i)} at {ms_to_iso(t[i])}",
                                     sample=_sample(raw, i)))
         bad |= hit
 
     off_grid = ~aligned(t, timeframe) & time_ok
     for i in np.flatnonzero(off_grid & ~bad):
-        findings.append(Finding("misaligned", int(t[i]), int(t[i]) + step,
+        findings.append(Finding("misaligned", int(t[i]), int(end[i]),
                                 f"time {ms_to_iso(t[i])} is not on the {timeframe} grid", sample=_sample(raw, i)))
     bad |= off_grid
 
@@ -131,22 +133,22 @@ def check_page(raw_time: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarra
         earlier = (tt < prev_max) & ~dup
         for k in np.flatnonzero(dup):
             i = timed[k]
-            findings.append(Finding("duplicate", int(t[i]), int(t[i]) + step,
+            findings.append(Finding("duplicate", int(t[i]), int(end[i]),
                                     f"time {ms_to_iso(t[i])} appears more than once", sample=_sample(raw, i)))
         for k in np.flatnonzero(earlier):
             i = timed[k]
-            findings.append(Finding("out_of_order", int(t[i]), int(t[i]) + step,
+            findings.append(Finding("out_of_order", int(t[i]), int(end[i]),
                                     f"time {ms_to_iso(t[i])} comes after the later time {ms_to_iso(prev_max[k])}",
                                     sample=_sample(raw, i)))
         bad[timed[dup | earlier]] = True
 
     for i, median in _jumps(t, c, ~bad, context):
-        findings.append(Finding("bad_ohlc", int(t[i]), int(t[i]) + step,
+        findings.append(Finding("bad_ohlc", int(t[i]), int(end[i]),
                                 f"close {c[i]:g} is {_times(c[i], median)} its neighbours' median {median:g} at "
                                 f"{ms_to_iso(t[i])}: not a plausible price", sample=_sample(raw, i)))
         bad[i] = True
     good = ~bad
-    findings += _flags(t, o, h, lo, c, v, good, step, raw)
+    findings += _flags(t, end, o, h, lo, c, v, good, raw)
     return PageCheck(good=good, findings=findings)
 
 
@@ -191,7 +193,7 @@ def check_arrays(arrays: CandleArrays, timeframe: str) -> PageCheck:
     return check_page(arrays.time, arrays.open, arrays.high, arrays.low, arrays.close, arrays.volume, timeframe)
 
 
-def _flags(t, o, h, lo, c, v, good, step, raw) -> list[Finding]:
+def _flags(t, end, o, h, lo, c, v, good, raw) -> list[Finding]:
     """Outliers and stale runs among the rows that will be stored."""
     out: list[Finding] = []
     idx = np.flatnonzero(good)
@@ -203,7 +205,7 @@ def _flags(t, o, h, lo, c, v, good, step, raw) -> list[Finding]:
         for k in np.flatnonzero(moves > floor):
             i, p = idx[k + 1], idx[k]
             pct = (c[i] / c[p] - 1) * 100
-            out.append(Finding("outlier", int(t[i]), int(t[i]) + step,
+            out.append(Finding("outlier", int(t[i]), int(end[i]),
                                f"close moved {pct:+.1f} % in one bar ({c[p]} → {c[i]}) at {ms_to_iso(t[i])}",
                                rejected=False, sample=_sample(raw, i)))
     flat = good & (o == h) & (h == lo) & (lo == c) & (v == 0)
@@ -211,7 +213,7 @@ def _flags(t, o, h, lo, c, v, good, step, raw) -> list[Finding]:
         edges = np.diff(np.r_[0, flat.astype(np.int8), 0])
         for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
             if b - a >= STALE_MIN_RUN:
-                out.append(Finding("stale", int(t[a]), int(t[b - 1]) + step,
+                out.append(Finding("stale", int(t[a]), int(end[b - 1]),
                                    f"{b - a} flat bars with no volume from {ms_to_iso(t[a])} to {ms_to_iso(t[b - 1])}",
                                    rejected=False, row_count=int(b - a), sample=_sample(raw, a)))
     return out

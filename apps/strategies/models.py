@@ -18,7 +18,7 @@ from .execution import ExecutionSettings
 
 from quant.strategies import UnknownStrategy, get_strategy
 from quant.strategies.base import ParameterError
-from quant.timeframes import timeframe_ms
+from quant.timeframes import check_grid_timeframe
 
 
 class Stage(models.TextChoices):
@@ -38,7 +38,7 @@ class Source(models.TextChoices):
 
 def validate_timeframe(value: str) -> None:
     try:
-        timeframe_ms(value)
+        check_grid_timeframe(value)
     except (KeyError, ValueError) as exc:
         raise ValidationError(str(exc)) from None
 

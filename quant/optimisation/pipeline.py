@@ -286,7 +286,7 @@ def validate_training(bars, *, plan: Plan, strategy_key: str, engine_config: Eng
         "studies": names,
         "status": status,
         "engine_config": engine_config.to_dict(),
-        "period": {"start": int(bars.time[0]), "end": int(bars.time[-1]) + bars.bar_ms, "bars": len(bars)},
+        "period": {"start": int(bars.time[0]), "end": bars.end_ms, "bars": len(bars)},
         "optimisation": plan.optimise.to_dict(),
         "walkforward": {"scheme": plan.scheme, "k": len(plan.folds),
                         "in_sample_bars": plan.folds[0].in_sample.n_bars,

@@ -100,9 +100,10 @@ class Fold:
 # --------------------------------------------------------------------------- helpers
 
 def _length_and_times(n_or_time, bar_ms: int | None) -> tuple[int, np.ndarray | None, int | None]:
-    """Accept an int, an int64 time array (epoch ms of bar opens) or a Bars object."""
-    if hasattr(n_or_time, "time") and hasattr(n_or_time, "bar_ms"):  # Bars
-        return len(n_or_time), np.asarray(n_or_time.time, dtype=np.int64), int(n_or_time.bar_ms)
+    """Accept an int, an int64 time array (epoch ms of bar opens) or a Bars object; returns the
+    bar count, the times and the close time of the last bar (None when unknown)."""
+    if hasattr(n_or_time, "time") and hasattr(n_or_time, "end_ms"):  # Bars: their own grid (months too)
+        return len(n_or_time), np.asarray(n_or_time.time, dtype=np.int64), n_or_time.end_ms
     if isinstance(n_or_time, (int, np.integer)) and not isinstance(n_or_time, bool):
         if n_or_time < 0:
             raise ValueError(f"number of bars must be >= 0, got {n_or_time}")
@@ -113,14 +114,13 @@ def _length_and_times(n_or_time, bar_ms: int | None) -> tuple[int, np.ndarray | 
     time = time.astype(np.int64, copy=False)
     if bar_ms is None and len(time) > 1:
         bar_ms = int(np.min(np.diff(time)))  # gaps only make differences longer
-    return len(time), time, bar_ms
+    return len(time), time, (int(time[-1]) + bar_ms if bar_ms is not None and len(time) else None)
 
 
-def _window(start: int, end: int, warmup: int, time: np.ndarray | None, bar_ms: int | None) -> Window:
+def _window(start: int, end: int, warmup: int, time: np.ndarray | None, last_end_ms: int | None) -> Window:
     if time is None or start >= end:
         return Window(start, end, warmup)
-    end_ms = int(time[end]) if end < len(time) else (
-        int(time[end - 1]) + bar_ms if bar_ms is not None else None)
+    end_ms = int(time[end]) if end < len(time) else last_end_ms
     return Window(start, end, warmup, int(time[start]), end_ms)
 
 
@@ -143,7 +143,7 @@ def holdout_split(n_or_time, holdout_share: float, *, warmup_bars: int = 0,
     optimisation range (the past). Raises ValueError for a share outside (0, 1) or when
     either part would be empty.
     """
-    n, time, bar_ms = _length_and_times(n_or_time, bar_ms)
+    n, time, last_end = _length_and_times(n_or_time, bar_ms)
     if isinstance(holdout_share, bool) or not isinstance(holdout_share, (int, float)) \
             or not 0.0 < float(holdout_share) < 1.0:
         raise ValueError(f"holdout share must be a fraction strictly between 0 and 1, got {holdout_share!r}")
@@ -156,8 +156,8 @@ def holdout_split(n_or_time, holdout_share: float, *, warmup_bars: int = 0,
     if split < MIN_WINDOW_BARS:
         raise ValueError(f"a hold-out share of {holdout_share} of {n} bars leaves {split} bar(s) "
                          f"to optimise on; need at least {MIN_WINDOW_BARS}")
-    return (_window(0, split, 0, time, bar_ms),
-            _window(split, n, min(int(warmup_bars), split), time, bar_ms))
+    return (_window(0, split, 0, time, last_end),
+            _window(split, n, min(int(warmup_bars), split), time, last_end))
 
 
 def folds(n_or_time, *, k: int, scheme: str = "rolling", in_sample_bars: int | None = None,
@@ -179,7 +179,7 @@ def folds(n_or_time, *, k: int, scheme: str = "rolling", in_sample_bars: int | N
     warm-up before ``start``. Raises ValueError with the numbers when the configuration
     cannot fit (too few bars for k folds, non-positive lengths, unknown scheme).
     """
-    n, time, bar_ms = _length_and_times(n_or_time, bar_ms)
+    n, time, last_end = _length_and_times(n_or_time, bar_ms)
     k = _positive_int("k (number of folds)", k)
     if scheme not in SCHEMES:
         raise ValueError(f"walk-forward scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
@@ -225,7 +225,7 @@ def folds(n_or_time, *, k: int, scheme: str = "rolling", in_sample_bars: int | N
         is_start = base if scheme == "anchored" else oos_start - is_len
         result.append(Fold(
             index=i,
-            in_sample=_window(is_start, oos_start, int(warmup_bars), time, bar_ms),
-            out_of_sample=_window(oos_start, oos_start + oos, int(warmup_bars), time, bar_ms),
+            in_sample=_window(is_start, oos_start, int(warmup_bars), time, last_end),
+            out_of_sample=_window(oos_start, oos_start + oos, int(warmup_bars), time, last_end),
         ))
     return result

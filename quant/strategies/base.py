@@ -3,8 +3,9 @@ class and the registry. Pure Python + numpy; no Django.
 
 Conventions
 -----------
-* ``Bars.time`` is the bar's OPEN time in epoch milliseconds (UTC); a bar closes at
-  ``time + timeframe_ms(timeframe)``.
+* ``Bars.time`` is the bar's OPEN time in epoch milliseconds (UTC); a bar closes at the next
+  open of its grid (``Bars.close_time``): ``time + timeframe_ms(timeframe)`` for fixed
+  timeframes, the 1st of the next month for calendar months ("1M").
 * A signal at index ``t`` is decided from information available at bar ``t``'s close and
   nothing later. Every library strategy is tested for this (no lookahead).
 * Higher-timeframe data is built from the base bars with :meth:`Bars.resample` and brought
@@ -23,7 +24,8 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
-from quant.timeframes import _WEEK_OFFSET_MS, TIMEFRAMES, timeframe_ms
+from quant.timeframes import (_WEEK_OFFSET_MS, CALENDAR_TIMEFRAMES, TIMEFRAMES, check_grid_timeframe, close_times,
+                             is_calendar, timeframe_ms)
 
 __all__ = [
     "TIMEFRAMES", "timeframe_ms", "ParameterError", "UnknownStrategy",
@@ -219,8 +221,14 @@ Param = IntParam | FloatParam | CategoricalParam | BoolParam
 
 # --------------------------------------------------------------------------- bars
 
-def _bucket_start(time: np.ndarray, period_ms: int) -> np.ndarray:
-    """Open time of the ``period_ms`` bucket each timestamp falls in (weeks start on Monday)."""
+def _bucket_start(time: np.ndarray, timeframe: str) -> np.ndarray:
+    """Open time of the ``timeframe`` bar each timestamp falls in (weeks start on Monday,
+    months on the 1st)."""
+    if is_calendar(timeframe):
+        months = CALENDAR_TIMEFRAMES[timeframe]
+        index = np.asarray(time, dtype=np.int64).astype("datetime64[ms]").astype("datetime64[M]").astype(np.int64)
+        return (index // months * months).astype("datetime64[M]").astype("datetime64[ms]").astype(np.int64)
+    period_ms = TIMEFRAMES[timeframe]
     offset = _WEEK_OFFSET_MS if period_ms == TIMEFRAMES["1w"] else 0
     return (time - offset) // period_ms * period_ms + offset
 
@@ -230,7 +238,8 @@ class Bars:
     """OHLCV candles as contiguous numpy arrays of equal length.
 
     ``time`` is int64 epoch ms of each bar's open (UTC), strictly increasing; prices and
-    volume are float64. ``timeframe`` is one of :data:`TIMEFRAMES`. Arrays are coerced (and
+    volume are float64. ``timeframe`` is one of :data:`TIMEFRAMES` or a calendar timeframe
+    ("1M": months have no fixed length, so ``bar_ms`` is None for them). Arrays are coerced (and
     copied only when needed) on construction. Slicing with ``bars[a:b]`` returns a Bars view.
     """
 
@@ -243,7 +252,7 @@ class Bars:
     timeframe: str
 
     def __post_init__(self) -> None:
-        timeframe_ms(self.timeframe)
+        check_grid_timeframe(self.timeframe)
         object.__setattr__(self, "time", np.ascontiguousarray(self.time, dtype=np.int64))
         for name in ("open", "high", "low", "close", "volume"):
             object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float64))
@@ -264,31 +273,43 @@ class Bars:
                     self.close[index], self.volume[index], self.timeframe)
 
     @property
-    def bar_ms(self) -> int:
-        """Length of one bar in milliseconds."""
-        return timeframe_ms(self.timeframe)
+    def bar_ms(self) -> int | None:
+        """Length of one bar in milliseconds; None for calendar months (28 to 31 days)."""
+        return None if is_calendar(self.timeframe) else timeframe_ms(self.timeframe)
 
     @property
     def close_time(self) -> np.ndarray:
-        """Epoch ms at which each bar closes (``time + bar_ms``)."""
-        return self.time + self.bar_ms
+        """Epoch ms at which each bar closes (the next open of its grid)."""
+        return close_times(self.time, self.timeframe)
+
+    @property
+    def end_ms(self) -> int | None:
+        """Close time of the last bar (None for no bars): the end of the half-open period."""
+        return int(close_times(self.time[-1:], self.timeframe)[0]) if len(self.time) else None
 
     def resample(self, timeframe: str) -> "Bars":
         """Aggregate into ``timeframe`` bars (open=first, high=max, low=min, close=last, volume=sum).
 
-        Buckets are aligned to UTC (days at midnight, weeks on Monday). The first and last
-        buckets may be incomplete (data starting or ending mid-bucket, or gaps); use
-        :func:`align_to_base` to read them without lookahead. ``timeframe`` must be a whole
-        multiple of this timeframe, else ``ValueError``.
+        Buckets are aligned to UTC (days at midnight, weeks on Monday, months on the 1st). The
+        first and last buckets may be incomplete (data starting or ending mid-bucket, or gaps);
+        use :func:`align_to_base` to read them without lookahead. ``timeframe`` must be a whole
+        multiple of this timeframe (a month is one of every fixed timeframe up to a day), else
+        ``ValueError``.
         """
-        step, base = timeframe_ms(timeframe), self.bar_ms
-        if step < base or step % base:
-            raise ValueError(f"cannot resample {self.timeframe} bars to {timeframe}: not a whole multiple")
-        if step == base:
+        check_grid_timeframe(timeframe)
+        if timeframe == self.timeframe:
             return self
+        base = self.bar_ms
+        if is_calendar(timeframe):
+            fits = base is not None and 86_400_000 % base == 0
+        else:
+            step = timeframe_ms(timeframe)
+            fits = base is not None and step > base and step % base == 0
+        if not fits:
+            raise ValueError(f"cannot resample {self.timeframe} bars to {timeframe}: not a whole multiple")
         if len(self) == 0:
             return Bars(self.time, self.open, self.high, self.low, self.close, self.volume, timeframe)
-        bucket = _bucket_start(self.time, step)
+        bucket = _bucket_start(self.time, timeframe)
         starts = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
         ends = np.concatenate((starts[1:], [len(self)])) - 1
         return Bars(

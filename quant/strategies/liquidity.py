@@ -49,7 +49,7 @@ class HtfSweep(Strategy):
     @classmethod
     def compute(cls, data: Bars, params, cache):
         htf = params["htf"]
-        if timeframe_ms(htf) <= data.bar_ms or timeframe_ms(htf) % data.bar_ms:
+        if data.bar_ms is None or timeframe_ms(htf) <= data.bar_ms or timeframe_ms(htf) % data.bar_ms:
             raise ParameterError(f"htf: {htf} must be a higher multiple of the data's timeframe {data.timeframe}")
         prev_high, prev_low = cache.get(("htf_range", htf), lambda: cls._previous_range(data, htf))
         close = data.close

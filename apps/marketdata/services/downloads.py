@@ -15,7 +15,6 @@ stored twice.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 
@@ -34,7 +33,8 @@ from tradepulse.core.jobs import FINAL_STATES, JobCancelled, JobState, Progress
 from .. import exchanges, intervals, selectors, storage
 from ..models import DownloadJob, DownloadKind, DownloadLease, Market
 from ..serializers import DownloadJobSerializer
-from ..timeframes import ceil_time, check_timeframe, floor_time, ms_to_iso, now_ms
+from ..timeframes import (bars_between, ceil_time, check_timeframe, floor_time, ms_to_iso, nominal_ms, now_ms,
+                          shift_bars)
 from .ingest import candles_ingest, gap_record, issues_resolve_covered
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def download_start(*, owner, market: Market, timeframe: str, start_ms: int, end_
         raise ValidationError({"start": f"The start ({ms_to_iso(start_ms)}) is before {ms_to_iso(EARLIEST_START_MS)}, "
                                         "Bitcoin's first block: no exchange has candles that old."})
     now = now_ms()
-    if end_ms > now + check_timeframe(timeframe):
+    if end_ms > shift_bars(now, 1, timeframe):  # up to the close of the bar forming now (months too)
         raise ValidationError({"end": f"The end ({ms_to_iso(end_ms)}) is in the future; the exchange has candles up to "
                                       f"now ({ms_to_iso(now)}) at most."})
     start = floor_time(start_ms, timeframe)
@@ -92,7 +92,7 @@ def download_start(*, owner, market: Market, timeframe: str, start_ms: int, end_
     if end <= start:
         raise ValidationError({"start": f"The start ({ms_to_iso(start_ms)}) is in the future: no closed {timeframe} "
                                         "bars there yet."})
-    total = (end - start) // check_timeframe(timeframe)
+    total = bars_between(start, end, timeframe)
     quotas.quota_check(user=owner, key=QuotaKey.DOWNLOAD_CANDLES, requested=total)
     with transaction.atomic():
         quotas.quota_check_concurrent(user=owner, key=QuotaKey.DOWNLOADS_CONCURRENT)
@@ -267,14 +267,14 @@ def _take_lease(job: DownloadJob) -> None:
 
 def _run(job: DownloadJob, run: jobrunner.JobRun, box: dict) -> str:
     market, tf = job.market, job.timeframe
-    step = check_timeframe(tf)
+    check_timeframe(tf)
     _take_lease(job)
     missing = selectors.missing_intervals(market, tf, job.start_ms, job.end_ms)
-    total = job.total_candles or (job.end_ms - job.start_ms) // step
+    total = job.total_candles or bars_between(job.start_ms, job.end_ms, tf)
     stats = box["stats"] = _Stats(job, total)
     progress = run.progress(total, extra=stats.fields)
     stats.progress = progress
-    already = total - intervals.total(missing) // step  # a resumed job's bar continues where it was
+    already = total - sum(bars_between(a, b, tf) for a, b in missing)  # a resumed job's bar continues where it was
     if not missing:
         progress.set(already, message="Everything in the range is already stored", force=True)
         return "Already stored: nothing to download"
@@ -293,7 +293,7 @@ def _run(job: DownloadJob, run: jobrunner.JobRun, box: dict) -> str:
         since = a
         while since < b:
             _check_cancel(job)  # between pages, whatever the progress throttle did
-            limit = min(PAGE_LIMIT, math.ceil((b - since) / step))
+            limit = min(PAGE_LIMIT, bars_between(since, b, tf))
             rows = exchanges.call(client, "fetch_ohlcv", market.symbol, tf, since=since, limit=limit,
                                   on_retry=on_retry, symbol=market.symbol, timeframe=tf)
             if not rows:
@@ -309,17 +309,18 @@ def _run(job: DownloadJob, run: jobrunner.JobRun, box: dict) -> str:
                 stats.rejected += result.rejected
                 rejected_times += [f.start_ms for f in result.findings if f.rejected]
             finite = t[np.isfinite(t)]
-            next_since = ceil_time(int(finite.max()) + 1, tf) if len(finite) else since + step * len(rows)
+            next_since = (ceil_time(int(finite.max()) + 1, tf) if len(finite)
+                          else ceil_time(since + nominal_ms(tf) * len(rows), tf))
             if next_since <= since:  # the exchange keeps answering with older bars: stop, don't loop
                 break
-            advanced = min(next_since, b) - since
-            stats.bars_done += advanced // step
-            progress.advance(advanced // step, message=f"{market.symbol} {tf}: {ms_to_iso(min(next_since, b))}")
+            advanced = bars_between(since, min(next_since, b), tf)
+            stats.bars_done += advanced
+            progress.advance(advanced, message=f"{market.symbol} {tf}: {ms_to_iso(min(next_since, b))}")
             since = next_since
         if since < b:  # the exchange had nothing more in this interval
-            stats.bars_done += (b - since) // step
-            progress.advance((b - since) // step)
-        no_data_bars += _record_holes(job, a, b, step, rejected_times)
+            stats.bars_done += bars_between(since, b, tf)
+            progress.advance(bars_between(since, b, tf))
+        no_data_bars += _record_holes(job, a, b, rejected_times)
     issues_resolve_covered(market=market, timeframe=tf, lo=job.start_ms, hi=job.end_ms)
     progress.emit(force=True, message="Finishing")
     fields = stats.fields()
@@ -333,7 +334,7 @@ def _run(job: DownloadJob, run: jobrunner.JobRun, box: dict) -> str:
     return summary
 
 
-def _record_holes(job: DownloadJob, a: int, b: int, step: int, rejected_times: list[int]) -> int:
+def _record_holes(job: DownloadJob, a: int, b: int, rejected_times: list[int]) -> int:
     """Gaps left in [a, b) after fetching it. With no rejected row inside, the exchange sent
     nothing there: it has no data (not retried by "fill gaps"). Holes of rejected rows stay
     fillable once; after a fill attempt they are marked too, so nothing is retried forever.
@@ -346,10 +347,11 @@ def _record_holes(job: DownloadJob, a: int, b: int, step: int, rejected_times: l
         bad_inside = bool(len(rejected) and intervals.contains([(lo, hi)], rejected).any())
         no_data = (not bad_inside) or job.kind == DownloadKind.FILL
         why = ("the exchange returned no candles" if not bad_inside else "the exchange returned only invalid rows")
-        gap_record(market=job.market, timeframe=job.timeframe, start_ms=lo, end_ms=hi, step=step,
+        bars = bars_between(lo, hi, job.timeframe)
+        gap_record(market=job.market, timeframe=job.timeframe, start_ms=lo, end_ms=hi,
                    exchange_has_no_data=no_data, job=job,
-                   detail=f"{(hi - lo) // step:,} bars missing from {ms_to_iso(lo)} to {ms_to_iso(hi)}: {why}")
-        no_data_bars += (hi - lo) // step if no_data else 0
+                   detail=f"{bars:,} bars missing from {ms_to_iso(lo)} to {ms_to_iso(hi)}: {why}")
+        no_data_bars += bars if no_data else 0
     return no_data_bars
 
 

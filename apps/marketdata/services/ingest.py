@@ -13,7 +13,7 @@ from apps.audit.services import audit_record
 from .. import intervals, storage
 from ..arrays import CandleArrays
 from ..models import CandleCoverage, DataQualityIssue, IssueKind, Market
-from ..timeframes import check_timeframe, ms_to_iso
+from ..timeframes import bars_between, check_timeframe, ms_to_iso, shift_bars
 from ..validation import Finding, check_page
 
 ISSUE_UPDATE_FIELDS = ["end_ms", "row_count", "detail", "sample", "rejected", "exchange_has_no_data", "source", "job",
@@ -68,7 +68,7 @@ def candles_ingest(*, market: Market, timeframe: str, rows: np.ndarray | CandleA
     rejected or suspicious row becomes a DataQualityIssue (one per kind and bar time,
     re-detection updates it); issues whose bars are now stored are resolved.
     """
-    step = check_timeframe(timeframe)
+    check_timeframe(timeframe)
     if isinstance(rows, CandleArrays):
         cols = [rows.time, rows.open, rows.high, rows.low, rows.close, rows.volume]
     else:
@@ -77,7 +77,7 @@ def candles_ingest(*, market: Market, timeframe: str, rows: np.ndarray | CandleA
     result = IngestResult(received=len(cols[0]))
     with transaction.atomic():
         storage.lock_series(market.pk, timeframe)
-        stored = _stored_around(market.pk, timeframe, cols[0], step)
+        stored = _stored_around(market.pk, timeframe, cols[0])
         check = check_page(*cols, timeframe, context=(stored.time, stored.close))
         good_idx = np.flatnonzero(check.good)
         good = CandleArrays(cols[0][good_idx].astype(np.int64), *(c[good_idx] for c in cols[1:]), timeframe=timeframe)
@@ -95,14 +95,14 @@ def candles_ingest(*, market: Market, timeframe: str, rows: np.ndarray | CandleA
     return result
 
 
-def _stored_around(market_id: int, timeframe: str, times: np.ndarray, step: int) -> CandleArrays:
+def _stored_around(market_id: int, timeframe: str, times: np.ndarray) -> CandleArrays:
     """Stored candles from two bars before the page's first time to two after its last (none
     read when the coverage table says nothing is stored there)."""
     t = np.asarray(times, dtype=np.float64)
     t = t[np.isfinite(t)]
     if not len(t):
         return CandleArrays.empty(timeframe)
-    lo, hi = int(t.min()) - 2 * step, int(t.max()) + 3 * step
+    lo, hi = shift_bars(int(t.min()), -2, timeframe), shift_bars(int(t.max()), 3, timeframe)
     if not storage.coverage_intervals(market_id, timeframe, lo, hi):
         return CandleArrays.empty(timeframe)
     return storage.read_rows(market_id, timeframe, lo, hi)
@@ -145,11 +145,11 @@ def issues_record(*, market: Market, timeframe: str, findings: list[Finding], so
     return len(merged)
 
 
-def gap_record(*, market: Market, timeframe: str, start_ms: int, end_ms: int, step: int, exchange_has_no_data: bool,
+def gap_record(*, market: Market, timeframe: str, start_ms: int, end_ms: int, exchange_has_no_data: bool,
                detail: str, job=None, source: str = "download") -> None:
     """Record a missing interval [start_ms, end_ms) seen by a download."""
     issues_record(market=market, timeframe=timeframe, source=source, job=job, exchange_has_no_data=exchange_has_no_data,
-                  findings=[Finding("gap", start_ms, end_ms, detail, row_count=(end_ms - start_ms) // step)])
+                  findings=[Finding("gap", start_ms, end_ms, detail, row_count=bars_between(start_ms, end_ms, timeframe))])
 
 
 def issues_resolve_covered(*, market: Market, timeframe: str, lo: int, hi: int) -> int:

@@ -23,6 +23,7 @@ from apps.marketdata.selectors import coverage_for_market, market_by_names
 from apps.marketdata.timeframes import ms_to_iso, parse_time_ms
 from apps.backtests.selectors import run_warnings
 from quant.metrics import caveats
+from quant.timeframes import close_times
 from quant.strategies.warmup import warmup_caveats
 from tradepulse.core import context
 from tradepulse.core.commands import TradePulseCommand
@@ -77,7 +78,7 @@ class Command(TradePulseCommand):
         bars = services.load_bars(market, spec, warmup=spec.warmup)
         load_s = time.perf_counter() - t0
         outcome = services.backtest_compute(spec, bars, gaps=services.range_gaps(market, spec))
-        first, end = int(outcome.time[0]), int(outcome.time[-1]) + bars.bar_ms
+        first, end = int(outcome.time[0]), int(close_times(outcome.time[-1:], spec.timeframe)[0])
         timings = {"load_s": load_s, "signals_s": outcome.timings["signals_s"], "engine_s": outcome.timings["engine_s"],
                    "metrics_s": outcome.timings["metrics_s"], "total_s": time.perf_counter() - started}
         summary = {
