@@ -525,7 +525,20 @@ def backtest(open_, high, low, close, entries_long, exits_long, entries_short, e
     cfg = load_config(cfg_array)
     state = load_state(state_array)
     first = int(state[S_N_TRADES])
-    for i in range(n):
+    shorts = cfg[C_ALLOW_SHORT] != 0.0
+    i = 0
+    while i < n:
+        if state[S_SIDE] == 0.0 and state[S_PEND_EXIT] == 0.0 and state[S_PEND_ENTRY] == 0.0:
+            # Flat with nothing pending: until an entry signal, a bar only marks equity at the
+            # cash (what advance_bar and decide would do, without stepping the state).
+            cash = state[S_CASH]
+            j = i
+            while j < n - 1 and not entries_long[j] and not (shorts and entries_short[j * short_step]):
+                equity[j] = cash
+                j += 1
+            if j > i:
+                state = _set(state, S_EQUITY, cash)
+                i = j
         before = state[S_N_TRADES]
         state = advance_bar(state, cfg, out, i, open_[i], high[i], low[i], close[i])
         equity[i] = state[S_EQUITY]
@@ -535,6 +548,7 @@ def backtest(open_, high, low, close, entries_long, exits_long, entries_short, e
             state = decide(state, cfg, close[i], entries_long[i], exits_long[i],
                            entries_short[i * short_step], exits_short[i * short_step],
                            stop_price[i * stop_step], take_profit_price[i * target_step])
+        i += 1
     store_state(state, state_array)
 
 
