@@ -112,7 +112,7 @@ class Command(TradePulseCommand):
             "mode": "replay", "strategy": spec.strategy_key, "parameters": spec.parameters,
             "exchange": market.exchange.code, "symbol": market.symbol, "timeframe": spec.timeframe,
             "candles": len(bars), "start": ms_to_iso(int(bars.time[0])),
-            "end": ms_to_iso(int(bars.time[-1]) + bars.bar_ms), "fingerprint": backtests.fingerprint(read),
+            "end": ms_to_iso(bars.end_ms), "fingerprint": backtests.fingerprint(read),
             "trades": result.trades, "open_position": result.open_position, "final_equity": result.final_equity,
             "orders": result.orders, "fills": result.fills, "skipped_entries": result.skipped_entries,
             "timings": {**{k: round(v, 4) for k, v in result.timings.items()},
