@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from apps.marketdata.models import CandleCoverage
-from apps.marketdata.timeframes import check_timeframe, ms_to_iso, now_ms
+from apps.marketdata.timeframes import floor_time, ms_to_iso, now_ms, shift_bars
 from apps.trading.models import Deployment, DeploymentState, ExchangeAccount
 
 from . import health, metrics
@@ -61,14 +61,14 @@ def data_freshness() -> list[dict]:
     for d in (Deployment.objects.filter(state=DeploymentState.ACTIVE)
               .select_related("config__market__exchange", "owner").order_by("name")):
         market, timeframe = d.config.market, d.config.timeframe
-        step = check_timeframe(timeframe)
+        last_open = floor_time(now, timeframe)  # the bar still forming (months too)
         end = CandleCoverage.objects.filter(market=market, timeframe=timeframe).aggregate(e=Max("end_ms"))["e"]
-        late_ms = (now - now % step) - end if end is not None else None
+        late_ms = last_open - end if end is not None else None
         out.append({"deployment": d.pk, "name": str(d), "owner": d.owner.get_username(),
                     "market": f"{market.symbol} @ {market.exchange.name}", "timeframe": timeframe,
                     "last_bar_close": ms_to_iso(end) if end is not None else None,
                     "late_s": round(late_ms / 1000) if late_ms is not None else None,
-                    "stale": end is None or late_ms > step,
+                    "stale": end is None or end < shift_bars(last_open, -1, timeframe),
                     "engine_flag": d.data_stale_reason if d.data_stale else "",
                     "last_tick_at": d.last_tick_at})
     return out
