@@ -9,8 +9,7 @@ from .warmup import ema_settle_bars
 
 def _cross_signals(fast, slow, info: dict) -> Signals:
     """Long on a strict cross up, out on a strict cross down; shorts mirror it."""
-    up = ind.crossed_above(fast, slow)
-    down = ind.crossed_below(fast, slow)
+    up, down = ind.crosses(fast, slow)
     return Signals(entries_long=up, exits_long=down, entries_short=down, exits_short=up, info=info)
 
 

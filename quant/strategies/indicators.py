@@ -20,7 +20,7 @@ from quant._jit import jit
 
 __all__ = [
     "sma", "ema", "rsi", "rolling_std", "rolling_max", "rolling_min", "macd", "donchian",
-    "true_range", "atr", "shift", "crossed_above", "crossed_below",
+    "true_range", "atr", "shift", "crossed_above", "crossed_below", "crosses",
 ]
 
 
@@ -251,6 +251,18 @@ def _crossed(a, b, up):
     return out
 
 
+@jit(nogil=True)
+def _crosses(a, b):
+    n = a.shape[0]
+    up = np.zeros(n, dtype=np.bool_)
+    down = np.zeros(n, dtype=np.bool_)
+    for i in range(1, n):
+        a0, b0, a1, b1 = a[i - 1], b[i - 1], a[i], b[i]
+        up[i] = a0 <= b0 and a1 > b1
+        down[i] = a0 >= b0 and a1 < b1
+    return up, down
+
+
 def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     a = _as_float(a)
     b = np.full(len(a), float(b)) if np.ndim(b) == 0 else _as_float(b)
@@ -267,6 +279,12 @@ def crossed_above(a, b) -> np.ndarray:
     the numpy form needs four temporaries and is the hot spot of sweeps.)
     """
     return _crossed(*_pair(a, b), True)
+
+
+def crosses(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """``(crossed_above(a, b), crossed_below(a, b))`` in one pass over the data (crossover
+    strategies need both; reading the arrays once is what a sweep's time goes to)."""
+    return _crosses(*_pair(a, b))
 
 
 def crossed_below(a, b) -> np.ndarray:

@@ -260,6 +260,16 @@ def test_crosses_are_strict_and_never_fire_on_nan():
     np.testing.assert_array_equal(ind.crossed_below(a, b), [0, 0, 0, 0, 0, 1])
     # Starting above is not a cross.
     assert not ind.crossed_above([5, 6, 7], [1, 1, 1]).any()
+    up, down = ind.crosses(a, b)  # both in one pass: the same answers
+    np.testing.assert_array_equal(up, ind.crossed_above(a, b))
+    np.testing.assert_array_equal(down, ind.crossed_below(a, b))
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=5000), rng.normal(size=5000)
+    x[::7], x[11] = y[::7], np.nan  # ties and a NaN
+    up, down = ind.crosses(x, y)
+    assert up.any() and down.any()
+    np.testing.assert_array_equal(up, ind.crossed_above(x, y))
+    np.testing.assert_array_equal(down, ind.crossed_below(x, y))
 
 
 # ----------------------------------------------------------------------------- strategies
