@@ -113,12 +113,12 @@ def state_load(config: EngineConfig, data: dict | None) -> EngineState:
     return state
 
 
-def history_bars(strategy_key: str, parameters: dict) -> int:
+def history_bars(strategy_key: str, parameters: dict, timeframe: str | None = None) -> int:
     """Closed candles a tick loads for the signals: the warm-up rule's count (+1 for the signal
     bar itself), or a generous fixed history until that rule is available."""
     if warmup_bars is None:
         return HISTORY_FALLBACK
-    return max(int(warmup_bars(get_strategy(strategy_key), parameters)) + 1, 2)
+    return max(int(warmup_bars(strategy_key, parameters, timeframe)) + 1, 2)
 
 
 def signal_row(signals, i: int) -> dict | None:
@@ -441,7 +441,7 @@ def deployment_tick(*, deployment: Deployment, now_ms: int | None = None, broker
     loop.refresh_exchange_orders()
     loop.apply_exchange_fills()
     last_done = deployment.last_bar_time
-    history = history_bars(loop.config.strategy_key, loop.config.parameters)
+    history = history_bars(loop.config.strategy_key, loop.config.parameters, tf)
     missing = 0 if last_done is None else max(0, (newest_closed - last_done) // _bar_ms(tf))
     cache = {} if cache is None else cache  # one pass of the loop shares candles and signals per market
     limit = history + min(missing, CATCH_UP_MAX) + 1

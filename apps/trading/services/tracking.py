@@ -98,7 +98,7 @@ def deployment_tracking_error(deployment: Deployment) -> dict | None:
         return None
     config, market = deployment.config, deployment.config.market
     tf = config.timeframe
-    history = history_bars(config.strategy_key, config.parameters)
+    history = history_bars(config.strategy_key, config.parameters, tf)
     bar_ms = next_open(first, tf) - first
     arrays = candles_as_arrays(market, tf, start_ms=floor_time(first - history * bar_ms, tf),
                                end_ms=next_open(last, tf))
