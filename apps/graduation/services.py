@@ -166,7 +166,12 @@ def _signature(decision: GraduationDecision | None) -> tuple | None:
             tuple((r.get("kind"), r["name"], r["passed"]) for r in decision.criteria))
 
 
-def config_evaluate(*, config: StrategyConfig, now=None) -> GraduationDecision | None:
+def _policies() -> dict[tuple[str, str], GraduationPolicy]:
+    return {(p.kind, p.from_stage): p for p in GraduationPolicy.objects.all()}
+
+
+def config_evaluate(*, config: StrategyConfig, now=None,
+                    policies: dict[tuple[str, str], GraduationPolicy] | None = None) -> GraduationDecision | None:
     """Hold one config against its stage's automatic policies.
 
     Demotion first: any demotion criterion measured failing demotes (deployments above the new
@@ -178,8 +183,9 @@ def config_evaluate(*, config: StrategyConfig, now=None) -> GraduationDecision |
     with transaction.atomic():
         config = StrategyConfig.objects.select_for_update().select_related("market__exchange", "owner").get(
             pk=config.pk)
-        demote = policy_for(Kind.DEMOTE, config.stage)
-        promote = policy_for(Kind.PROMOTE, config.stage)
+        policies = policies if policies is not None else _policies()  # one read per pass when given
+        demote = policies.get((Kind.DEMOTE, config.stage))
+        promote = policies.get((Kind.PROMOTE, config.stage))
         demote = demote if demote and demote.automatic else None
         promote = promote if promote and promote.automatic else None
         if demote is None and promote is None:
@@ -256,11 +262,12 @@ def _demote_by_policy(config, policy, d_rows, rows, evidence) -> GraduationDecis
 def configs_evaluate_all(*, now=None) -> list[GraduationDecision]:
     """Evaluate every config in a stage with an automatic policy; one config's failure is logged
     and does not stop the others. Returns the decisions written."""
-    stages = set(GraduationPolicy.objects.filter(automatic=True).values_list("from_stage", flat=True))
+    policies = _policies()
+    stages = {stage for (_kind, stage), p in policies.items() if p.automatic}
     decisions = []
     for config in StrategyConfig.objects.filter(stage__in=stages).order_by("pk"):
         try:
-            decision = config_evaluate(config=config, now=now)
+            decision = config_evaluate(config=config, now=now, policies=policies)
         except Exception:  # noqa: BLE001 - one broken config must not stop the pipeline
             log.exception("graduation evaluation of config %s failed", config.pk)
             continue
