@@ -27,10 +27,17 @@ def test_wrong_password_shows_an_error(page, live_url, alice):
     expect(page.locator(".error")).to_contain_text("Please enter a correct username and password")
 
 
-def test_unbuilt_pages_are_marked_not_available(login, page, alice):
+def test_navigation_lists_every_page_and_marks_any_unbuilt_one(login, page, alice):
+    from apps.dashboard.context_processors import NAV
+
     login(alice)
     expect(page.locator(".sidenav")).to_contain_text("Audit trail")
-    expect(page.locator(".sidenav .disabled").first).to_contain_text("not yet available")
+    links, disabled = page.locator(".sidenav a"), page.locator(".sidenav .disabled")
+    assert links.count() + disabled.count() == len(NAV)
+    for i in range(disabled.count()):  # none once every page is built; any that is not says so
+        expect(disabled.nth(i)).to_contain_text("not yet available")
+    for label in ("Trading", "Risk", "Graduation", "Alerts"):
+        expect(page.locator(".sidenav a", has_text=label)).to_have_count(1)
 
 
 def test_audit_page_searches_and_health_page_lists_components(login, page, live_url, alice):
