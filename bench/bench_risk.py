@@ -142,7 +142,7 @@ def main() -> dict:
             for _ in range(20):
                 selectors.risk_context(intent)
             prof.disable()
-            pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
         for _ in range(max(50, args.repeat // 10)):
             t0 = time.perf_counter()
             risk_check(intent=intent)
