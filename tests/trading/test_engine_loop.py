@@ -10,6 +10,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from apps.alerts.models import Alert
 from apps.marketdata import services as md
 from apps.marketdata.arrays import CandleArrays
 from apps.risk.models import RiskProfile
@@ -167,18 +168,22 @@ def test_tracking_error_counts_the_trades_a_pause_missed(setup):
         + sum(t["pnl"] for t in tracking["extra"]), abs=1e-6)
 
 
-def test_stale_data_means_no_entries_an_alert_and_a_flag(setup, caplog):
+def test_stale_data_means_no_entries_an_alert_and_a_flag(setup):
     candles, market, deployment, start = setup["candles"], setup["market"], setup["deployment"], setup["start"]
     services.deployment_activate(deployment=deployment, reason="go")
     result = tick(deployment, start + (HISTORY + 2) * HOUR + 5_000)  # two bars later, none stored
     assert result["stale"]
     deployment.refresh_from_db()
     assert deployment.data_stale and "late by more than a bar" in deployment.data_stale_reason
-    assert any("Stale market data" in r.getMessage() for r in caplog.records)
+    alert = Alert.objects.get(source="trading", key=f"stale-data:deployment-{deployment.pk}")
+    assert alert.severity == "warning" and alert.resolved_at is None and "late by more than a bar" in alert.message
+    assert not Order.objects.filter(deployment=deployment).exclude(status=OrderStatus.FAILED).exists()
     md.candles_ingest(market=market, timeframe="1h", rows=part(candles, HISTORY, HISTORY + 2), source="test")
     result = tick(deployment, start + (HISTORY + 2) * HOUR + 6_000)
     deployment.refresh_from_db()
     assert not result["stale"] and not deployment.data_stale and result["bars"] == 2
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None  # fresh data resolves it
 
 
 def test_stop_with_close_policy_exits_at_the_next_open(setup):
