@@ -279,7 +279,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"DeploymentStateEnum": "apps.trading.models.DeploymentState",
                             "JobStateEnum": "tradepulse.core.jobs.JobState",
                             "AlertSeverityEnum": "apps.alerts.models.Severity",
-                            "AlertChannelKindEnum": "apps.alerts.models.ChannelKind"},
+                            "AlertChannelKindEnum": "apps.alerts.models.ChannelKind",
+                            "StageEnum": "apps.strategies.models.Stage",
+                            "DemoteToStageEnum": ["discovery", "validation", "paper", "testnet"]},
 }
 
 # --- Internationalisation and time --------------------------------------------------------------

@@ -69,6 +69,9 @@ class OverrideCreateSerializer(TargetSerializer):
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, help_text="Why: recorded in the audit trail.")
 
+    class Meta:
+        ref_name = "RiskReason"  # graduation has a ReasonSerializer too: one schema name each
+
 
 class KillSwitchSerializer(ScopedSerializer):
     active = serializers.BooleanField(read_only=True)

@@ -244,6 +244,9 @@ class DeploymentPerformanceSerializer(PerformanceSerializer):
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="Why: recorded in the audit trail with the action.")
 
+    class Meta:
+        ref_name = "TradingReason"  # graduation has a ReasonSerializer too: one schema name each
+
 
 class CloseResultSerializer(serializers.Serializer):
     order = OrderSerializer(allow_null=True, help_text="The closing order; empty when the position was already flat.")
