@@ -35,6 +35,7 @@ from tests.training.training_fixtures import training_kwargs, training_market  #
 READ_ONLY = {
     "accounts.services.token_max_days", "audit.services.snapshot_of", "backtests.services.market_engine_defaults",
     "backtests.services.range_gaps", "backtests.services.describe_gaps", "backtests.services.load_bars",
+    "backtests.services.first_traded_index",
     "backtests.services.check_data", "backtests.services.backtest_compute", "backtests.services.spec_for_run",
     "backtests.services.backtest_evidence", "training.services.optuna_storage_url", "training.services.training_spec",
     "training.services.check_training_options", "training.services.check_training_quotas",
