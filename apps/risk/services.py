@@ -342,10 +342,16 @@ def _flatten(deployment: Deployment, switch: KillSwitch, note: str) -> list[dict
 
 @transaction.atomic
 def killswitch_release(*, switch: KillSwitch, reason: str, actor=None) -> KillSwitch:
-    """Release an active kill switch: entries are checked against the limits again. Audited."""
+    """Release an active kill switch: entries are checked against the limits again. Audited.
+    A switch an operator or admin tripped is theirs to lift: the scope's owner may not release it."""
     reason = _reason_required(reason)
     _require(actor, switch.scope, switch.target, "release the kill switch")
     switch = KillSwitch.objects.select_for_update().get(pk=switch.pk)
+    tripper = switch.tripped_by
+    if actor is not None and tripper is not None and tripper.pk != actor.pk and sees_everything(tripper) \
+            and not sees_everything(actor):
+        raise PermissionDenied(f"This kill switch was tripped by the operator {tripper.get_username()}: only an "
+                               "operator or admin may release it.")
     if not switch.active:
         raise ValidationError("This kill switch is already released.")
     switch.released_at, switch.released_by, switch.release_reason = timezone.now(), actor, reason

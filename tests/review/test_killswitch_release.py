@@ -1,0 +1,31 @@
+"""An operator's kill switch on a trader's scope is an emergency stop the trader may not lift."""
+from __future__ import annotations
+
+import pytest
+
+from apps.risk import services as risk
+from apps.risk.models import KillSwitch
+from tests.owned_factories import deployment
+
+pytestmark = pytest.mark.django_db
+
+
+def test_trader_cannot_release_an_operators_kill_switch(alice, olivia, api):
+    d = deployment(alice)
+    switch = risk.killswitch_trip(scope="deployment", target=d, reason="runaway orders", actor=olivia)
+    r = api(alice).post(f"/api/v1/risk/kill-switches/{switch.pk}/release/", {"reason": "I disagree"}, format="json")
+    assert r.status_code == 403, r.content
+    assert "olivia" in r.json()["error"]["message"] and "operator" in r.json()["error"]["message"]
+    assert KillSwitch.objects.get(pk=switch.pk).active
+    r = api(olivia).post(f"/api/v1/risk/kill-switches/{switch.pk}/release/", {"reason": "checked"}, format="json")
+    assert r.status_code == 200 and r.json()["released_by"] == "olivia"
+
+
+def test_trader_still_releases_own_and_automatic_switches(alice, api):
+    d = deployment(alice)
+    own = risk.killswitch_trip(scope="deployment", target=d, reason="pause it", actor=alice)
+    assert api(alice).post(f"/api/v1/risk/kill-switches/{own.pk}/release/", {"reason": "ok"},
+                           format="json").status_code == 200
+    auto = risk.killswitch_trip(scope="deployment", target=d, reason="daily loss", automatic=True)
+    assert api(alice).post(f"/api/v1/risk/kill-switches/{auto.pk}/release/", {"reason": "ok"},
+                           format="json").status_code == 200
