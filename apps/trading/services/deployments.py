@@ -84,6 +84,7 @@ def deployment_create(*, owner, config, account: ExchangeAccount, capital: Decim
         raise ValidationError({"config": "Unknown strategy configuration."})
     if not can(owner, "change", account):
         raise ValidationError({"account": "Unknown exchange account."})
+    _require_graduated(config, account)
     market = config.market
     if market.exchange_id != account.exchange_id:
         raise ValidationError({"account": f"The config trades {market.symbol} on {market.exchange.name}, but account "
@@ -127,8 +128,22 @@ def _set_state(deployment: Deployment, state: str, reason: str, action: str) -> 
     return deployment
 
 
+def _require_graduated(config, account: ExchangeAccount) -> None:
+    """Real money only for a config on the live stage (graduation's four-eyes live approval):
+    checked when a live deployment is created and each time it is activated."""
+    from apps.strategies.models import Stage
+
+    if account.mode == Mode.LIVE and config.stage != Stage.LIVE:
+        raise ValidationError({"config": f"Configuration {config.name!r} is in {config.stage}: a live account trades "
+                                         "real money, so its config must first graduate to live (a live request "
+                                         "approved by a second person)."})
+
+
 def deployment_activate(*, deployment: Deployment, reason: str) -> Deployment:
-    """Trade from the next closed bar on (no restart: the engine picks active deployments up)."""
+    """Trade from the next closed bar on (no restart: the engine picks active deployments up).
+    A live deployment whose config is no longer on the live stage is refused."""
+    deployment = Deployment.objects.select_related("config", "account").get(pk=deployment.pk)
+    _require_graduated(deployment.config, deployment.account)
     return _set_state(deployment, DeploymentState.ACTIVE, reason, "trading.deployment.activated")
 
 
