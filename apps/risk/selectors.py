@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from quant.timeframes import timeframe_ms
+from quant.timeframes import floor_time
 
 from apps.marketdata.selectors import latest_candles
 from apps.trading.models import OPEN_STATUSES, Deployment, DeploymentState, Fill, Order, PortfolioSnapshot, Position
@@ -320,8 +320,7 @@ def correlations(deployment, scopes: list[ScopeState], bars: int, now: datetime)
     if not symbols:
         return {}
     timeframe = deployment.config.timeframe
-    step = timeframe_ms(timeframe)
-    bar_key = int(now.timestamp() * 1000) // step
+    bar_key = floor_time(int(now.timestamp() * 1000), timeframe)  # calendar-aware: monthly bars vary in length
     markets = dict(Position.objects.filter(symbol__in=symbols).exclude(amount=0)
                    .values_list("symbol", "deployment__config__market_id").distinct())
     own = deployment.config.market_id

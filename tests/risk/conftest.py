@@ -31,11 +31,12 @@ def market(exchange, symbol: str, step: str = "0.001"):
 
 @pytest.fixture
 def make_deployment(exchange):
-    """make_deployment(owner, symbol="BTC/USD", capital=10000, account=None) -> active paper deployment."""
+    """make_deployment(owner, symbol="BTC/USD", capital=10000, account=None, timeframe="1h") -> active paper
+    deployment."""
 
-    def make(owner, symbol="BTC/USD", capital="10000", account=None):
+    def make(owner, symbol="BTC/USD", capital="10000", account=None, timeframe="1h"):
         m = market(exchange, symbol)
-        config = config_create(owner=owner, strategy_key="sma_cross", market=m, timeframe="1h",
+        config = config_create(owner=owner, strategy_key="sma_cross", market=m, timeframe=timeframe,
                                parameters={"fast": 5, "slow": 20}, name=f"{owner.username} {symbol} {next(_ids)}")
         if account is None:
             account = trading.account_create(owner=owner, name=f"{owner.username} paper {next(_ids)}",
