@@ -93,6 +93,10 @@ def page(_browser, request):
     context = _browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(15000)
+    # `expect` has its own default (5 s); on a loaded CI machine a page that is right can take
+    # longer than that to render, so assertions wait as long as actions do.
+    from playwright.sync_api import expect
+    expect.set_options(timeout=15000)
     csp_violations: list[str] = []
     page.on("console", lambda msg: csp_violations.append(f"{page.url}: {msg.text}")
             if "Content Security Policy" in msg.text else None)
