@@ -59,3 +59,41 @@ def _clear_context(task_id=None, **_):
             context.reset_context(token)
         except ValueError:  # reset from another context (eager mode nesting): just clear
             context.set_context(context.ActorContext())
+
+
+# --- Stopping: a pool process's running job ends as interrupted --------------------------------------
+# SIGTERM (`manage.py serve` stopping, a deploy) reaches the pool processes too. billiard's own
+# handler exits at once, mid-step, and the job shows "running" until its heartbeat goes stale.
+# While a task runs, SIGTERM instead asks it to stop between steps and end as interrupted
+# (tradepulse.core.jobrunner.request_stop); the process exits when the task has returned.
+_POOL = {"process": False, "previous": None}
+
+
+@signals.worker_process_init.connect
+def _in_pool_process(**_):
+    _POOL["process"] = True
+
+
+@signals.task_prerun.connect
+def _stop_job_on_sigterm(**_):
+    import signal
+    import threading
+
+    from tradepulse.core import jobrunner
+
+    if _POOL["process"] and threading.current_thread() is threading.main_thread():
+        _POOL["previous"] = signal.signal(signal.SIGTERM, lambda *_: jobrunner.request_stop())
+
+
+@signals.task_postrun.connect
+def _exit_if_stopping(**_):
+    import signal
+    import threading
+
+    from tradepulse.core import jobrunner
+
+    if _POOL["process"] and threading.current_thread() is threading.main_thread():
+        if _POOL["previous"] is not None:
+            signal.signal(signal.SIGTERM, _POOL["previous"])
+        if jobrunner.stopping():  # told to stop: go, once the task's result has reached the worker
+            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()

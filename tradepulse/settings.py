@@ -178,6 +178,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 TRADEPULSE_JOB_HEARTBEAT_S = env_int("TRADEPULSE_JOB_HEARTBEAT_S", 10, minimum=1)
 TRADEPULSE_JOB_STALE_AFTER_S = env_int("TRADEPULSE_JOB_STALE_AFTER_S", 60, minimum=2)
 TRADEPULSE_JOB_RECOVER_EVERY_S = env_int("TRADEPULSE_JOB_RECOVER_EVERY_S", 15, minimum=1)
+# `manage.py serve`: seconds a stop (Ctrl-C, SIGTERM) waits for running jobs to end as interrupted
+# before it kills what is left.
+TRADEPULSE_STOP_GRACE_S = env_int("TRADEPULSE_STOP_GRACE_S", 10, minimum=1)
 # Seconds between passes of the trading loop's beat (each acts on deployments whose bar has closed).
 TRADEPULSE_TRADING_TICK_S = env_int("TRADEPULSE_TRADING_TICK_S", 10, minimum=1)
 if TRADEPULSE_JOB_STALE_AFTER_S < 2 * TRADEPULSE_JOB_HEARTBEAT_S:

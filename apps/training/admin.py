@@ -27,7 +27,7 @@ class TrainingRunAdmin(JobAdmin):
     search_fields = ("name", "strategy_key", "market__symbol", "owner__username", "study_name")
     list_select_related = ("market", "owner")
     inlines = [TrainingTrialInline]
-    actions = ["cancel_runs"]
+    actions = ["cancel_runs", "retry_runs"]
 
     @admin.display(description="Trials")
     def trials_progress(self, obj):
@@ -42,5 +42,13 @@ class TrainingRunAdmin(JobAdmin):
         for run in queryset:
             try:
                 services.training_cancel(run=run, reason="cancelled in admin")
+            except ValidationError as exc:
+                self.message_user(request, f"{run}: {' '.join(exc.messages)}", messages.WARNING)
+
+    @admin.action(description="Retry selected training runs (failed, interrupted or cancelled: they resume)")
+    def retry_runs(self, request, queryset):
+        for run in queryset:
+            try:
+                services.training_retry(run=run, reason="retried in admin")
             except ValidationError as exc:
                 self.message_user(request, f"{run}: {' '.join(exc.messages)}", messages.WARNING)

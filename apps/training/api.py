@@ -88,6 +88,15 @@ class TrainingRunViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mix
         run = services.training_cancel(run=run, reason=request.data.get("reason", ""))
         return Response(TrainingRunSerializer(run).data)
 
+    @extend_schema(request=None, responses=TrainingRunSerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Queue a failed, interrupted or cancelled run again; it resumes from the trials its
+        studies finished (a run still queued or running answers 400)."""
+        run = services.training_retry(run=self.get_object(), reason=request.data.get("reason", ""))
+        run.refresh_from_db()
+        return Response(TrainingRunSerializer(run).data)
+
     @extend_schema(parameters=[TrialQuerySerializer], responses=TrainingTrialSerializer(many=True))
     @action(detail=True, methods=["get"])
     def trials(self, request, pk=None):

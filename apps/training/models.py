@@ -9,6 +9,8 @@ from django.urls import reverse
 from apps.strategies.execution import ExecutionSettings
 from tradepulse.core.jobs import Job
 
+from .options import DEFAULTS
+
 
 class Objective(models.TextChoices):
     SHARPE = "sharpe", "Sharpe ratio"
@@ -42,17 +44,17 @@ class TrainingRun(Job, ExecutionSettings):
     start = models.DateTimeField(help_text="First bar's open time (UTC), inclusive.")
     end = models.DateTimeField(help_text="End of the range (UTC), exclusive.")
 
-    objective = models.CharField(max_length=16, choices=Objective.choices, default=Objective.SHARPE)
-    min_trades = models.PositiveIntegerField(default=10, help_text="Windows with fewer closed trades are penalised.")
-    sampler = models.CharField(max_length=8, choices=SamplerChoice.choices, default=SamplerChoice.TPE)
-    n_trials = models.PositiveIntegerField(default=100, help_text="Trials of EACH study (one per fold, one final).")
+    objective = models.CharField(max_length=16, choices=Objective.choices, default=DEFAULTS.objective)
+    min_trades = models.PositiveIntegerField(default=DEFAULTS.min_trades, help_text="Windows with fewer closed trades are penalised.")
+    sampler = models.CharField(max_length=8, choices=SamplerChoice.choices, default=DEFAULTS.sampler)
+    n_trials = models.PositiveIntegerField(default=DEFAULTS.n_trials, help_text="Trials of EACH study (one per fold, one final).")
     timeout_s = models.FloatField(null=True, blank=True, help_text="Time budget per worker, seconds.")
-    folds = models.PositiveSmallIntegerField(default=5)
-    scheme = models.CharField(max_length=8, choices=Scheme.choices, default=Scheme.ROLLING)
-    holdout_share = models.FloatField(default=0.2, help_text="Final share of the period the optimiser never sees.")
+    folds = models.PositiveSmallIntegerField(default=DEFAULTS.folds)
+    scheme = models.CharField(max_length=8, choices=Scheme.choices, default=DEFAULTS.scheme)
+    holdout_share = models.FloatField(default=DEFAULTS.holdout_share, help_text="Final share of the period the optimiser never sees.")
     seed = models.BigIntegerField(null=True, blank=True)
-    n_workers = models.PositiveSmallIntegerField(default=1)
-    top_n = models.PositiveSmallIntegerField(default=5, help_text="Candidates validated and saved as configs.")
+    n_workers = models.PositiveSmallIntegerField(default=DEFAULTS.n_workers)
+    top_n = models.PositiveSmallIntegerField(default=DEFAULTS.top_n, help_text="Candidates validated and saved as configs.")
 
     code_version = models.CharField(max_length=64, blank=True,
                                     help_text="SHA-256 of the strategy's and the engine's source when the run was "

@@ -11,10 +11,12 @@ from apps.marketdata.models import Market
 from tradepulse.core.api import DateTimeField, ScopedPrimaryKeyRelatedField
 
 from .models import Objective, SamplerChoice, Scheme, TrainingRun, TrainingTrial
+from .options import DEFAULTS
 from apps.strategies.execution import EXECUTION_FIELDS
 from apps.strategies.serializers import ExecutionSettingsSerializer
 
-RUN_FIELDS = ["id", "name", "batch", "owner", "state", "progress", "message", "error", "strategy_key", "market",
+RUN_FIELDS = ["id", "name", "batch", "owner", "state", "progress", "message", "error", "error_code", "strategy_key",
+              "market",
               "market_symbol", "exchange", "timeframe", "start", "end", "objective", "min_trades", "sampler",
               "n_trials", "timeout_s", "folds", "scheme", "holdout_share", "seed", "n_workers", "top_n", *EXECUTION_FIELDS,
               "allow_gaps", "gaps", "code_version", "study_name", "holdout_start", "n_studies", "trials_budget",
@@ -58,18 +60,26 @@ class TrainingCreateSerializer(ExecutionSettingsSerializer):
     timeframe = serializers.CharField()
     start = DateTimeField()
     end = DateTimeField()
-    objective = serializers.ChoiceField(choices=Objective.choices, required=False)
-    min_trades = serializers.IntegerField(required=False, min_value=0)
-    sampler = serializers.ChoiceField(choices=SamplerChoice.choices, required=False)
-    n_trials = serializers.IntegerField(required=False, min_value=1, max_value=100_000,
+    # Omitted options take the one set of training defaults (apps/training/options.py).
+    objective = serializers.ChoiceField(choices=Objective.choices, default=DEFAULTS.objective)
+    min_trades = serializers.IntegerField(default=DEFAULTS.min_trades, min_value=0,
+                                          help_text="Closed trades a window needs; fewer score a penalty (count).")
+    sampler = serializers.ChoiceField(choices=SamplerChoice.choices, default=DEFAULTS.sampler)
+    n_trials = serializers.IntegerField(default=DEFAULTS.n_trials, min_value=1, max_value=100_000,
                                         help_text="Trials of EACH study: one study per fold plus a final study.")
-    timeout_s = serializers.FloatField(required=False, allow_null=True, min_value=1)
-    folds = serializers.IntegerField(required=False, min_value=1, max_value=50)
-    scheme = serializers.ChoiceField(choices=Scheme.choices, required=False)
-    holdout_share = serializers.FloatField(required=False)
-    seed = serializers.IntegerField(required=False, allow_null=True)
-    n_workers = serializers.IntegerField(required=False, min_value=1, max_value=64)
-    top_n = serializers.IntegerField(required=False, min_value=1, max_value=50)
+    timeout_s = serializers.FloatField(default=DEFAULTS.timeout_s, allow_null=True, min_value=1,
+                                       help_text="Time budget per worker, seconds; null: none.")
+    folds = serializers.IntegerField(default=DEFAULTS.folds, min_value=1, max_value=50,
+                                     help_text="Walk-forward folds.")
+    scheme = serializers.ChoiceField(choices=Scheme.choices, default=DEFAULTS.scheme)
+    holdout_share = serializers.FloatField(default=DEFAULTS.holdout_share,
+                                           help_text="Final share of the period never optimised on, a fraction "
+                                                     "(0.2 = the last 20 %).")
+    seed = serializers.IntegerField(default=DEFAULTS.seed, allow_null=True, help_text="null: a random seed.")
+    n_workers = serializers.IntegerField(default=DEFAULTS.n_workers, min_value=1, max_value=64,
+                                         help_text="Worker tasks sharing the run's studies.")
+    top_n = serializers.IntegerField(default=DEFAULTS.top_n, min_value=1, max_value=50,
+                                     help_text="Candidates validated and saved as configs.")
     allow_gaps = serializers.BooleanField(required=False, default=False,
                                           help_text="Train through missing bars; the gaps are listed on the result. "
                                                     "Without it a range with gaps is refused, naming them.")

@@ -27,11 +27,12 @@ from apps.strategies.execution import EXECUTION_FIELDS
 from apps.strategies.models import Source, Stage, StrategyConfig
 from quant.strategies.provenance import code_version as current_code_version
 from apps.strategies.services import config_create
-from tradepulse.core import events
+from tradepulse.core import events, jobrunner
 from tradepulse.core.jobs import JobState
 
 from .evidence import candidate_evidence
-from .models import Objective, SamplerChoice, Scheme, TrainingRun, TrainingTrial
+from .models import Scheme, TrainingRun, TrainingTrial
+from .options import DEFAULTS
 from apps.backtests.services import ENGINE_FIELDS, BacktestSpec, check_data, load_bars, range_gaps
 from quant.optimisation import (FINAL, OBJECTIVES, SAMPLERS, create_study, plan_training, run_studies, study_names,
                                 trial_record, validate_training)
@@ -58,7 +59,8 @@ def optuna_storage_url(study_name: str) -> str:
         return journal_redis_url(settings.REDIS_URL, f"tradepulse:optuna:{study_name}")
     folder = settings.VAR_DIR / "optuna"
     folder.mkdir(exist_ok=True)
-    return journal_file_url((folder / f"{study_name}.log").resolve())
+    # A symbol's slash ("BTC/USDT") must not make a path of the study name.
+    return journal_file_url((folder / f"{study_name.replace('/', '-')}.log").resolve())
 
 
 # --- Plan: hold-out, folds, final window --------------------------------------------------------
@@ -121,10 +123,12 @@ def check_training_quotas(*, owner, n_trials: int, n_workers: int, folds: int, r
 # --- Create -------------------------------------------------------------------------------------
 @transaction.atomic
 def training_create(*, owner, market, timeframe: str, start: datetime, end: datetime, strategy_key: str,
-                    name: str = "", objective: str = Objective.SHARPE, min_trades: int = 10,
-                    sampler: str = SamplerChoice.TPE, n_trials: int = 100, timeout_s: float | None = None,
-                    folds: int = 5, scheme: str = Scheme.ROLLING, holdout_share: float = 0.2,
-                    seed: int | None = None, n_workers: int = 1, top_n: int = 5, enqueue: bool = True,
+                    name: str = "", objective: str = DEFAULTS.objective, min_trades: int = DEFAULTS.min_trades,
+                    sampler: str = DEFAULTS.sampler, n_trials: int = DEFAULTS.n_trials,
+                    timeout_s: float | None = DEFAULTS.timeout_s, folds: int = DEFAULTS.folds,
+                    scheme: str = DEFAULTS.scheme, holdout_share: float = DEFAULTS.holdout_share,
+                    seed: int | None = DEFAULTS.seed, n_workers: int = DEFAULTS.n_workers, top_n: int = DEFAULTS.top_n,
+                    enqueue: bool = True,
                     batch: str = "", allow_gaps: bool = False, **engine) -> TrainingRun:
     """Validate, store a TrainingRun, create its optuna studies and queue `n_workers` tasks.
 
@@ -166,15 +170,17 @@ def training_create(*, owner, market, timeframe: str, start: datetime, end: date
                            "n_workers": n_workers, "study": run.study_name, "allow_gaps": allow_gaps,
                            "gaps": len(run.gaps)})
     if enqueue:
-        from .tasks import run_training_worker
-
-        def _enqueue():
-            for i in range(run.n_workers):
-                run_training_worker.delay(run.pk, f"run-{run.pk}-w{i}")
-
-        transaction.on_commit(_enqueue)
+        transaction.on_commit(lambda: jobrunner.enqueue(JOB, run.pk))
     _publish(run, "training.run.created")
     return run
+
+
+def _send_workers(run_id: int) -> None:
+    """Queue one task per worker of the run (queue `training`): they share its studies."""
+    n_workers = TrainingRun.objects.filter(pk=run_id).values_list("n_workers", flat=True).first() or 0
+    task = jobrunner.celery_app.tasks[TASK]
+    for i in range(n_workers):
+        task.delay(run_id, f"run-{run_id}-w{i}")
 
 
 def _create_studies(run: TrainingRun) -> None:
@@ -240,10 +246,9 @@ def training_create_batch(*, owner, strategy_keys: list[str], series: list[tuple
             for key, market, tf in combos]
 
 
-# Defaults of training_create's search options, for validating a batch the same way.
-_OPTION_DEFAULTS = {"objective": Objective.SHARPE, "min_trades": 10, "sampler": SamplerChoice.TPE, "n_trials": 100,
-                    "folds": 5, "scheme": Scheme.ROLLING, "holdout_share": 0.2, "n_workers": 1, "top_n": 5}
+# Options a batch is validated with when omitted (the run-only ones are not checked up front).
 _RUN_ONLY = {"timeout_s", "seed", "enqueue"}
+_OPTION_DEFAULTS = {k: v for k, v in DEFAULTS.as_dict().items() if k not in _RUN_ONLY}
 
 
 # --- Worker -------------------------------------------------------------------------------------
@@ -282,33 +287,45 @@ def _record_trial(run: TrainingRun, study: str, frozen) -> None:
     run.progress, run.message = progress, message
     best = None if run.best_number is None else {"number": run.best_number, "study": FINAL,
                                                  "value": run.best_value, "params": run.best_params}
-    events.publish("training.trial.finished",
-                   {"run": run.pk, "trial": rec, "best": best, "progress": progress, "n_trials": run.n_trials,
-                    "trials_budget": run.trials_budget, "trials_done": run.trials_done,
-                    "trials_complete": run.trials_complete, "trials_pruned": run.trials_pruned,
-                    "trials_failed": run.trials_failed, "message": message},
-                   users=[run.owner_id], topics=[f"training-{run.pk}"])
+    events.publish_for(run, "training.trial.finished",
+                       {"run": run.pk, "trial": rec, "best": best, "progress": progress, "n_trials": run.n_trials,
+                        "trials_budget": run.trials_budget, "trials_done": run.trials_done,
+                        "trials_complete": run.trials_complete, "trials_pruned": run.trials_pruned,
+                        "trials_failed": run.trials_failed, "message": message})
 
 
 def training_execute_worker(run_id: int, worker_id: str) -> TrainingRun | None:
-    """The task body. The first worker claims the run (QUEUED → RUNNING), later ones join it.
+    """The task body (and the `train` command's, inline). The first worker claims the run through
+    the job runner (QUEUED → RUNNING), later ones join it; each keeps the run's heartbeat fresh
+    while it works, as the person who created the run.
 
     Loads the run's candles once, hands only the optimisation range to the optimiser and runs
     trials of every study of the run (each fold's, then the final one) until each study's
-    budget is reached, the time budget passes or the run is cancelled. The last worker to
-    finish (decided under a row lock) validates and finishes the run. Returns None when there
+    budget is reached, the time budget passes, the run is cancelled or this process stops. The
+    last worker to finish (decided under a row lock) validates and finishes the run. A failure
+    fails the run through the job runner's error map; a stop of this process ends it as
+    interrupted (retry resumes it: finished trials stay in its studies). Returns None when there
     was nothing to do.
     """
-    run = TrainingRun.objects.select_related("market").get(pk=run_id)
-    if run.claim():
-        _publish(run, "training.run.started")
+    run = TrainingRun.objects.select_related("market__exchange", "owner").filter(pk=run_id).first()
+    if run is None:
+        return None
+    holder = jobrunner.worker_id()
+    if run.claim(worker=holder, dead_holder=run.worker if jobrunner.holder_died_here(run.worker) else None):
+        jobrunner.publish(JOB, run, "started")
     else:
         run.refresh_from_db()  # another worker may have claimed it since we read it: join
         if run.state != JobState.RUNNING:
             return None  # finished or cancelled already: a late or redelivered task
+    with jobrunner.acting_for(JOB, run), jobrunner.heartbeat(run):
+        return _work(run, worker_id)
+
+
+def _work(run: TrainingRun, worker_id: str) -> TrainingRun:
     try:
         spec = _spec_for_run(run)
         bars = load_bars(run.market, spec)
+        check_data(spec, len(bars), range_gaps(run.market, spec))  # what was checked at creation may be gone
         plan = _plan(run.strategy_key, run.timeframe, bars, holdout_share=run.holdout_share, folds=run.folds,
                      scheme=run.scheme)
         if run.holdout_start_index is None:
@@ -321,12 +338,14 @@ def training_execute_worker(run_id: int, worker_id: str) -> TrainingRun | None:
         keys = {name: key for key, name in names.items()}
         report = run_studies(optuna_storage_url(run.study_name), objectives.tasks(names),
                              n_trials_total=run.n_trials, timeout_s=run.timeout_s, worker_id=worker_id,
-                             should_stop=lambda: _cancel_requested(run.pk),
+                             should_stop=lambda: _should_stop(run.pk),
                              on_trial_finished=lambda name, frozen: _record_trial(run, keys[name], frozen))
-    except Exception as exc:  # noqa: BLE001 - stored for the user, logged with traceback for us
-        log.exception("training %s worker %s failed", run.pk, worker_id)
-        _fail(run, exc)
+    except Exception as exc:  # noqa: BLE001 - classified for the user, logged with traceback for us
+        jobrunner.fail_job(JOB, run, exc)
+        run.refresh_from_db()
         return run
+    if jobrunner.stopping():
+        return training_interrupt(run=run)
     with transaction.atomic():
         locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
         locked.worker_reports = [*locked.worker_reports, report.to_dict()]
@@ -342,52 +361,56 @@ def training_execute_worker(run_id: int, worker_id: str) -> TrainingRun | None:
     try:
         _finalise(run, bars, plan)
     except Exception as exc:  # noqa: BLE001
-        log.exception("training %s validation failed", run.pk)
-        _fail(run, exc)
+        jobrunner.fail_job(JOB, run, exc)
+    run.refresh_from_db()
     return run
 
 
-def _fail(run: TrainingRun, exc: Exception) -> None:
+def _should_stop(run_id: int) -> bool:
+    """Between trials: cancelled, no longer running (failed, interrupted), or this process stopping."""
+    return jobrunner.stopping() or _cancel_requested(run_id)
+
+
+def training_interrupt(*, run: TrainingRun) -> TrainingRun:
+    """The process running `run` is stopping (Ctrl-C, SIGTERM): a running run ends as interrupted,
+    saying how far it got; a retry resumes its studies. Audited and published by the job runner."""
     run.refresh_from_db()
-    if not run.is_active:
-        return
-    error = "; ".join(exc.messages) if isinstance(exc, ValidationError) else (
-        f"{exc}" if isinstance(exc, ValueError) else
-        f"Internal error ({type(exc).__name__}); the details are in the server log.")
-    run.finish(JobState.FAILED, error=error)
-    audit_record("training.run.failed", target=run, reason=run.error)
-    _publish(run, "training.run.failed")
+    jobrunner.finish_job(JOB, run, JobState.FAILED, error_code=jobrunner.INTERRUPTED,
+                         error=jobrunner.interrupted_error(run))
+    return run
 
 
 def _finalise(run: TrainingRun, bars, plan) -> None:
     TrainingRun.objects.filter(pk=run.pk).update(progress=TRIALS_SHARE, message="Validating the best candidates")
     run.progress, run.message = TRIALS_SHARE, "Validating the best candidates"
-    _publish(run, "training.run.progress")
+    jobrunner.publish(JOB, run, "progress")
     result = validate_training(
         bars, plan=plan, strategy_key=run.strategy_key, engine_config=_spec_for_run(run).engine,
         objective=run.objective, min_trades=run.min_trades, n_trials=run.n_trials, top_n=run.top_n,
         storage_url=optuna_storage_url(run.study_name), study_name=run.study_name, sampler=run.sampler,
         seed=run.seed, reports=run.worker_reports)
     result["gaps"] = run.gaps
+    run.refresh_from_db(fields=["cancel_requested"])
     cancelled = result["status"] == "cancelled" or run.cancel_requested
+    trials = result["trials"]
+    best = result["best"] or {}
     with transaction.atomic():
         configs = [] if cancelled else training_configs_create(
             owner=run.owner, market=run.market, timeframe=run.timeframe, strategy_key=run.strategy_key,
             result=result, provenance={"training_run": run.pk}, label=f"training {run.pk}",
             code_version=run.code_version, run=run)
         result["configs_created"] = [c.pk for c in configs]
-        best = result["best"] or {}
-        trials = result["trials"]
-        done = f"{trials['complete'] + trials['pruned']} of {run.trials_budget} trials · {result['verdict']['text']}"
-        run.finish(JobState.CANCELLED if cancelled else JobState.SUCCEEDED,
-                   message=("Cancelled · " if cancelled else "") + done, result=result, verdict=result["verdict"],
-                   best_value=best.get("value", run.best_value), best_number=best.get("number", run.best_number),
-                   best_params=best.get("params", run.best_params))
-        audit_record("training.run.finished", target=run,
-                     metadata={"status": result["status"], "verdict": result["verdict"]["code"],
-                               "dsr": result["dsr"], "pbo": result["pbo"], "configs": result["configs_created"],
-                               "walkforward_efficiency": result["walkforward"]["efficiency"]})
-        _publish(run, "training.run.cancelled" if cancelled else "training.run.finished")
+        done = jobrunner.Done(
+            message=f"{trials['complete'] + trials['pruned']} of {run.trials_budget} trials · {result['verdict']['text']}",
+            fields=dict(result=result, verdict=result["verdict"], best_value=best.get("value", run.best_value),
+                        best_number=best.get("number", run.best_number),
+                        best_params=best.get("params", run.best_params)),
+            audit={"status": result["status"], "verdict": result["verdict"]["code"], "dsr": result["dsr"],
+                   "pbo": result["pbo"], "configs": result["configs_created"],
+                   "walkforward_efficiency": result["walkforward"]["efficiency"]})
+        if jobrunner.finish_job(JOB, run, JobState.CANCELLED if cancelled else JobState.SUCCEEDED,
+                                done=done) is None:
+            transaction.set_rollback(True)  # failed or interrupted meanwhile: no configs from it
 
 
 def candidate_metrics(candidate: dict, result: dict) -> dict:
@@ -435,11 +458,47 @@ def training_configs_create(*, owner, market, timeframe: str, strategy_key: str,
 @transaction.atomic
 def training_cancel(*, run: TrainingRun, reason: str = "") -> TrainingRun:
     """Ask a queued or running training to stop; a queued one is cancelled at once. Workers stop
-    between trials; the last one validates what was found and marks the run cancelled."""
+    between trials; the last one validates what was found and marks the run cancelled. A running
+    run whose worker is gone (its process died, or nothing has kept its heartbeat) is cancelled
+    at once: nobody is left to see the request."""
     run.request_cancel("training run")
     audit_record("training.run.cancel_requested", target=run, reason=reason)
+    if run.state == JobState.RUNNING and (run.is_lost or jobrunner.holder_died_here(run.worker)):
+        jobrunner.finish_job(JOB, run, JobState.CANCELLED, reason=reason or "cancelled; its worker was gone")
+        return run
     _publish(run, "training.run.cancelled" if run.state == JobState.CANCELLED else "training.run.progress")
     return run
+
+
+@transaction.atomic
+def training_retry(*, run: TrainingRun, reason: str = "") -> TrainingRun:
+    """Queue a failed, interrupted or cancelled run again (or a running one whose worker is gone).
+    It resumes: the trials its studies finished are kept, the workers run what is left of each
+    study's budget, then the last one validates."""
+    run = TrainingRun.objects.select_for_update().select_related("market__exchange", "owner").get(pk=run.pk)
+    if run.state not in (JobState.FAILED, JobState.CANCELLED) and not run.is_lost:
+        raise ValidationError(f"Training run {run.pk} is {run.state}; only a failed, interrupted or cancelled run "
+                              "can be retried.")
+    if run.state != JobState.RUNNING:  # it becomes active again: it counts against the owner's limit
+        quotas.quota_check_concurrent(user=run.owner, key=QuotaKey.TRAINING_CONCURRENT, adding=1)
+    before = (run.state, run.error_code)
+    run.state, run.cancel_requested, run.error, run.error_code, run.finished_at = JobState.QUEUED, False, "", "", None
+    run.worker, run.message = "", f"Queued again to resume: {run.trials_message}"
+    for key, value in _requeue_fields(run).items():
+        setattr(run, key, value)
+    run.save(update_fields=["state", "cancel_requested", "error", "error_code", "finished_at", "worker", "message",
+                            "workers_finished", "worker_reports", "validation_started_at", "updated_at"])
+    audit_record("training.run.retried", target=run, reason=reason,
+                 changes={"state": [before[0], run.state], "error_code": [before[1], ""]},
+                 metadata={"trials_done": run.trials_done, "trials_budget": run.trials_budget})
+    _publish(run, "training.run.progress")
+    transaction.on_commit(lambda: jobrunner.enqueue(JOB, run.pk))
+    return run
+
+
+def _requeue_fields(run: TrainingRun) -> dict:
+    """A run queued again starts a fresh set of workers: none has finished, none validates yet."""
+    return {"workers_finished": 0, "worker_reports": [], "validation_started_at": None}
 
 
 def training_create_config_from_trial(*, run: TrainingRun, number: int, owner, study: str = FINAL,
@@ -481,5 +540,33 @@ def training_create_config_from_trial(*, run: TrainingRun, number: int, owner, s
 
 
 def _publish(run: TrainingRun, event_type: str) -> None:
-    events.publish(event_type, TrainingRunSerializer(run).data, users=[run.owner_id], topics=[f"training-{run.pk}"])
+    """The run's event to everyone who may see it (owner, colleagues it is shared with, operators)."""
+    events.publish_for(run, event_type, TrainingRunSerializer(run).data)
+
+
+def _serialize(run: TrainingRun) -> dict:
+    return TrainingRunSerializer(run).data
+
+
+def _cancelled_message(run: TrainingRun) -> str:
+    result = run.result or {}
+    trials, verdict = result.get("trials") or {}, (result.get("verdict") or {}).get("text")
+    done = trials.get("complete", 0) + trials.get("pruned", 0) if trials else run.trials_done
+    return f"Cancelled · {done} of {run.trials_budget} trials" + (f" · {verdict}" if verdict else "")
+
+
+def _shared_work(job: jobrunner.JobRun):
+    raise RuntimeError("training runs are shared by several workers: training_execute_worker runs them")
+
+
+TASK = "training.run_worker"
+JOB = jobrunner.register(jobrunner.JobType(
+    name="training.run", model=TrainingRun, work=_shared_work, serialize=_serialize, audit=audit_record,
+    task=TASK, send=_send_workers, select_related=("market__exchange", "owner"),
+    errors={ValidationError: ("invalid", lambda exc: "; ".join(exc.messages)),
+            ValueError: ("invalid", str)},
+    # A run whose workers died is queued again: its studies keep every finished trial, so new
+    # workers run only what is left, and the last one validates.
+    requeue_when_lost=True, requeue_fields=_requeue_fields, cancelled_message=_cancelled_message,
+))
 

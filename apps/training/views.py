@@ -7,12 +7,16 @@ from django.shortcuts import render
 
 from tradepulse.core.permissions import visible_to
 
-from .models import TrainingRun
+from .models import Objective, SamplerChoice, Scheme, TrainingRun
+from .options import DEFAULTS
 
 
 @login_required
 def index(request):
-    return render(request, "training/index.html")
+    """The form starts from the one set of training defaults (apps/training/options.py)."""
+    return render(request, "training/index.html", {
+        "defaults": DEFAULTS, "objectives": Objective.choices, "samplers": SamplerChoice.choices,
+        "schemes": Scheme.choices})
 
 
 @login_required

@@ -1,7 +1,10 @@
 /* Training pages: form + runs list, and a run's live trial feed and results. Data from /api/v1/, live via TP events. */
 (function () {
   'use strict';
-  const stateBadge = (s) => ({succeeded: 'good', failed: 'bad', cancelled: 'warn', running: 'info', queued: 'info'}[s] || '');
+  const stateBadge = (s) => ({succeeded: 'good', failed: 'bad', cancelled: 'warn', running: 'info', queued: 'info', interrupted: 'warn'}[s] || '');
+  // A run a server stop interrupted is failed with error_code "interrupted": shown as its own state.
+  const shownState = (r) => (r.state === 'failed' && r.error_code === 'interrupted' ? 'interrupted' : r.state);
+  const RETRYABLE = ['failed', 'cancelled'];
   const verdictBadge = (code) => ({likely_robust: 'good', promising_but_fragile: 'warn', likely_overfit: 'bad', insufficient_evidence: 'warn'}[code] || '');
   const num = (v, d = 3) => (v === null || v === undefined ? '—' : TP.fmtNum(v, d));
   const params = (p) => Object.entries(p || {}).map(([k, v]) => `${k}=${v}`).join(', ');
@@ -18,12 +21,14 @@
     function renderStatus(r) {
       run = r;
       $('#run-title').textContent = r.name || `Training ${r.id}`;
-      $('#run-state').textContent = r.state;
-      $('#run-state').className = `badge ${stateBadge(r.state)}`;
+      $('#run-state').textContent = shownState(r);
+      $('#run-state').className = `badge ${stateBadge(shownState(r))}`;
       $('#run-progress').style.width = `${r.progress}%`;
       $('#run-message').textContent = r.message || '';
       $('#run-error').textContent = r.error || '';
       $('#btn-cancel').hidden = !['queued', 'running'].includes(r.state);
+      $('#btn-retry').hidden = !RETRYABLE.includes(r.state);
+      $('#btn-retry').textContent = r.trials_done ? 'Resume' : 'Retry';
       const setup = [
         ['Strategy', r.strategy_key], ['Market', `${r.exchange} ${r.market_symbol} · ${r.timeframe}`],
         ['Period', `${TP.fmtTime(r.start)} → ${TP.fmtTime(r.end)}`],
@@ -200,6 +205,7 @@
     TP.subscribe(`training-${id}`);
     TP.onResync(load);
     $('#btn-cancel').onclick = async () => { renderStatus(await TP.api(`/api/v1/training-runs/${id}/cancel/`, {method: 'POST', body: {}})); };
+    $('#btn-retry').onclick = async () => { renderStatus(await TP.api(`/api/v1/training-runs/${id}/retry/`, {method: 'POST', body: {}})); };
     $('#trial-feed').addEventListener('click', async (e) => {
       const number = e.target.dataset.config;
       if (number === undefined) return;
@@ -301,7 +307,7 @@
 
     function row(r) {
       const v = r.verdict || {};
-      const status = `<span class="badge ${stateBadge(r.state)}" data-state>${r.state}</span>` +
+      const status = `<span class="badge ${stateBadge(shownState(r))}" data-state>${shownState(r)}</span>` +
         (['queued', 'running'].includes(r.state) ? `<div class="progress"><div style="width:${r.progress}%"></div></div><small class="muted">${TP.esc(r.message || '')}</small>` : '') +
         (r.error ? `<br><small class="error">${TP.esc(r.error)}</small>` : '');
       return `<td><a href="/training/${r.id}/">${TP.esc(r.name || `#${r.id}`)}</a></td><td>${TP.esc(r.strategy_key)}</td>

@@ -314,6 +314,22 @@ def r_training_cancel(f):
     return lambda: training_cancel(run=run, reason="walk")
 
 
+def r_training_retry(f):
+    from apps.training.services import training_cancel, training_create, training_retry
+
+    run = training_create(owner=f("alice"), enqueue=False, **training_kwargs(f("training_market")))
+    training_cancel(run=run, reason="walk")
+    return lambda: training_retry(run=run, reason="walk")
+
+
+def r_training_interrupt(f):
+    from apps.training.services import training_create, training_interrupt
+
+    run = training_create(owner=f("alice"), enqueue=False, **training_kwargs(f("training_market")))
+    run.claim(worker="walk")
+    return lambda: training_interrupt(run=run)
+
+
 def r_training_execute_worker(f):
     from apps.training.services import training_create, training_execute_worker
 

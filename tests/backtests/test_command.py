@@ -63,3 +63,24 @@ def test_gaps_are_refused_unless_allowed(gappy_market):
     with pytest.raises(CommandError, match=r"1 gap\(s\) in the data"):
         call_command("backtest", *args)
     assert run_json(*args, "--allow-gaps")["gaps"][0]["bars"] == 30
+
+
+def test_save_as_stores_audits_and_prints_the_job_row(market, alice):
+    """--save-as goes through the BacktestRun job row like the dashboard: stored, run by the job
+    runner, audited as the user by way of the command, and what is printed is the stored row."""
+    from apps.audit.models import AuditEvent
+
+    data = run_json(*ARGS, "--save-as", "alice")
+    run = BacktestRun.objects.get(pk=data["saved_run"])
+    assert (data["state"], data["owner"]) == ("succeeded", "alice") == (run.state, run.owner.username)
+    assert len(data["trades"]) == run.trades.count() == run.metrics["trade_count"] > 0
+    assert data["metrics"] == run.metrics and data["fingerprint"] == run.fingerprint
+    events = AuditEvent.objects.filter(target_id=str(run.pk), action__startswith="backtests.run.").order_by("id")
+    assert [(e.action, e.actor_id, e.via) for e in events] == [
+        ("backtests.run.created", alice.pk, "command:backtest"), ("backtests.run.finished", alice.pk, "command:backtest")]
+    out = StringIO()
+    call_command("backtest", *ARGS, "--save-as", "alice", stdout=out)
+    second = BacktestRun.objects.exclude(pk=run.pk).get()
+    assert f"trades {second.metrics['trade_count']}" in out.getvalue()
+    assert f"final equity {second.final_equity:.2f}" in out.getvalue()
+    assert f"stored as backtest #{second.pk} (succeeded), owner alice" in out.getvalue()

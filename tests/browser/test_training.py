@@ -157,3 +157,38 @@ def test_train_several_strategies_at_once_from_the_form(login, page, live_url, a
     for row in page.locator("#tr-runs tbody tr").all():
         expect(row.locator("[data-state]")).to_have_text("succeeded", timeout=60_000)
     shot(page, "batch")
+
+
+def test_an_interrupted_run_says_so_and_resume_finishes_it(login, page, live_url, alice, market, threaded_workers):
+    from apps.training.services import training_create
+    from tradepulse.core import jobrunner
+    from tests.backtests.conftest import T0, ms_dt
+
+    run = training_create(owner=alice, market=market, timeframe="1m", strategy_key="sma_cross", start=ms_dt(T0),
+                          end=ms_dt(T0 + 4000 * 60_000), n_trials=4, folds=2, min_trades=3, top_n=1, seed=3,
+                          enqueue=False)
+    run.claim(worker="gone:1:MainThread")  # a server that stopped while it ran
+    TrainingRun.objects.filter(pk=run.pk).update(message="0 of 12 trials (3 studies × 4): 0 complete, 0 pruned")
+    run.refresh_from_db()
+    jobrunner.finish_job(training_services.JOB, run, "failed", error_code=jobrunner.INTERRUPTED,
+                         error=jobrunner.interrupted_error(run))
+    login(alice)
+    page.goto(f"{live_url}/training/")
+    expect(page.locator(f"#tr-runs tr[data-run='{run.pk}'] [data-state]")).to_have_text("interrupted")
+    page.goto(f"{live_url}/training/{run.pk}/")
+    expect(page.locator("#run-state")).to_have_text("interrupted")
+    expect(page.locator("#run-error")).to_contain_text("Interrupted when the server stopped at ")
+    expect(page.locator("#btn-cancel")).to_be_hidden()
+    for width, height in ((1440, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        # The status card with its Retry button fits the screen (the charts further down are not this test's).
+        box = page.locator("#run-status").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width
+        retry = page.locator("#btn-retry").bounding_box()
+        assert retry["x"] + retry["width"] <= box["x"] + box["width"]
+        shot(page, f"interrupted_{width}")
+    page.click("#btn-retry")
+    expect(page.locator("#run-state")).to_have_text("succeeded", timeout=90_000)
+    expect(page.locator("#btn-retry")).to_be_hidden()
+    run.refresh_from_db()
+    assert run.state == "succeeded" and run.trials_done == 12 and run.error == ""

@@ -24,6 +24,8 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Mapping
+from datetime import timedelta
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -39,7 +41,32 @@ log = logging.getLogger(__name__)
 
 # exception class → (error code, function giving the message a user reads)
 ErrorMap = Mapping[type[BaseException], tuple[str, Callable[[BaseException], str]]]
-INTERNAL, WORKER_LOST = "internal", "worker_lost"
+INTERNAL, WORKER_LOST, INTERRUPTED = "internal", "worker_lost", "interrupted"
+
+
+class JobInterrupted(Exception):
+    """Raised inside the work when this process is stopping (Ctrl-C, SIGTERM): the job ends as
+    interrupted, and can be retried."""
+
+
+# Set when this process is asked to stop (`request_stop`): work checks it between steps.
+_stopping = threading.Event()
+
+
+def request_stop() -> None:
+    """This process is stopping: running jobs end between steps as interrupted (`stopping()`)."""
+    _stopping.set()
+
+
+def stopping() -> bool:
+    return _stopping.is_set()
+
+
+def interrupted_error(job: Job, when=None) -> str:
+    """What a user reads on a job a server stop interrupted (its last progress message kept)."""
+    when = when or timezone.now()
+    done = f" ({job.message})" if job.message else ""
+    return f"Interrupted when the server stopped at {when:%H:%M} UTC{done}. Retry it to continue."
 
 
 @dataclass
@@ -71,6 +98,11 @@ class JobType:
     audit_metadata: Callable[[Job], dict] | None = None
     # The message of a cancelled row ("Cancelled after 200 candles stored").
     cancelled_message: Callable[[Job], str] | None = None
+    # Sends the task(s) for row pk (a job several workers share sends one per worker); default:
+    # the task with the row's id.
+    send: Callable[[int], None] | None = None
+    # Fields reset when a lost job is queued again (e.g. counters of the workers that share it).
+    requeue_fields: Callable[[Job], dict] | None = None
 
 
 _types: dict[str, JobType] = {}
@@ -127,7 +159,10 @@ def holder_died_here(worker: str) -> bool:
 
 def enqueue(job_type: JobType, pk: int) -> None:
     """Send the job type's task for row `pk` (runs inline in eager mode)."""
-    celery_app.tasks[job_type.task].delay(pk)
+    if job_type.send is not None:
+        job_type.send(pk)
+    else:
+        celery_app.tasks[job_type.task].delay(pk)
 
 
 def publish(job_type: JobType, job: Job, event: str) -> dict:
@@ -153,6 +188,8 @@ class JobRun:
 
     def _emitted(self, job: Job, _fields: dict) -> None:
         self.publish("progress")
+        if stopping():
+            raise JobInterrupted(f"{self.type.name} {job.pk}: this process is stopping")
 
     def publish(self, event: str = "progress") -> None:
         publish(self.type, self.job, event)
@@ -160,9 +197,12 @@ class JobRun:
             self.on_progress(self.job)
 
     def check_cancel(self) -> None:
-        """Raise JobCancelled if someone asked this job to stop (call between steps)."""
+        """Raise JobCancelled if someone asked this job to stop, JobInterrupted if this process
+        is stopping (call between steps)."""
         if type(self.job).objects.filter(pk=self.job.pk, cancel_requested=True).exists():
             raise JobCancelled(f"{self.type.name} {self.job.pk} was cancelled")
+        if stopping():
+            raise JobInterrupted(f"{self.type.name} {self.job.pk}: this process is stopping")
 
 
 class heartbeat:  # noqa: N801 - used as a context manager: `with heartbeat(job):`
@@ -228,9 +268,7 @@ def run_job(name: str, pk: int, *, on_progress: Callable[[Job], None] | None = N
     if not job.claim(worker=worker, dead_holder=job.worker if holder_died_here(job.worker) else None):
         log.info("%s %s not claimed (state %s)", name, pk, job.state)
         return None
-    ctx = context.current()
-    via = ctx.actor_label if ctx.actor_label and ":" in ctx.actor_label else f"system:{name}"
-    with context.acting(user_id=job.owner_id, actor_label=via):
+    with acting_for(job_type, job):
         run = JobRun(job_type, job, worker, on_progress)
         run.publish("started")
         error_code = error = ""
@@ -239,6 +277,9 @@ def run_job(name: str, pk: int, *, on_progress: Callable[[Job], None] | None = N
                 result = job_type.work(run)
         except JobCancelled:
             state, done = JobState.CANCELLED, Done()
+        except JobInterrupted:
+            state, done = JobState.FAILED, Done()
+            error_code, error = INTERRUPTED, interrupted_error(job)
         except Exception as exc:  # noqa: BLE001 - classified for the user, logged for us
             error_code, error = _classify_and_log(job_type, job, exc)
             state, done = JobState.FAILED, Done()
@@ -249,6 +290,15 @@ def run_job(name: str, pk: int, *, on_progress: Callable[[Job], None] | None = N
             done.fields = {**run.final_fields(), **done.fields}
         return finish_job(job_type, job, state, done=done, error_code=error_code, error=error, worker=worker,
                           on_progress=on_progress)
+
+
+@contextmanager
+def acting_for(job_type: JobType, job: Job):
+    """Work on `job` as the person who created it, by way of the worker or command running it."""
+    ctx = context.current()
+    via = ctx.actor_label if ctx.actor_label and ":" in ctx.actor_label else f"system:{job_type.name}"
+    with context.acting(user_id=job.owner_id, actor_label=via):
+        yield
 
 
 def _classify_and_log(job_type: JobType, job: Job, exc: BaseException) -> tuple[str, str]:
@@ -284,7 +334,7 @@ def finish_job(job_type: JobType, job: Job, state: str, *, done: Done | None = N
         if state == JobState.CANCELLED:
             message = job_type.cancelled_message(job) if job_type.cancelled_message else "Cancelled"
         elif state == JobState.FAILED:
-            message = "Failed"
+            message = "Interrupted" if error_code == INTERRUPTED else "Failed"
         else:
             message = done.message
         job.finish(state, message=message, error=error, error_code=error_code, **fields)
@@ -349,7 +399,10 @@ def _recover(job_type: JobType, job: Job, now) -> dict | None:
         if requeue:
             job.state, job.worker = JobState.QUEUED, ""
             job.message = f"{why}; queued again (attempt {job.attempts + 1} of {job_type.max_attempts})"[:500]
-            job.save(update_fields=["state", "worker", "message", "updated_at"])
+            reset = job_type.requeue_fields(job) if job_type.requeue_fields else {}
+            for key, value in reset.items():
+                setattr(job, key, value)
+            job.save(update_fields=["state", "worker", "message", "updated_at", *reset])
             job_type.audit(f"{job_type.name}.requeued", target=job, reason=why, metadata={"attempts": job.attempts})
             publish(job_type, job, "progress")
             transaction.on_commit(lambda: enqueue(job_type, job.pk))
@@ -361,3 +414,46 @@ def _recover(job_type: JobType, job: Job, now) -> dict | None:
                        error=f"{why}{tries}. Retry it to continue.")
     log.warning("%s %s: %s (%s)", job_type.name, job.pk, why, action)
     return {"type": job_type.name, "id": job.pk, "action": action, "reason": why}
+
+
+# --- Stop and start ---------------------------------------------------------------------------------
+
+def mark_interrupted(*, shared: bool = True, now=None) -> list[dict]:
+    """At start: every running job that a process of this host held and that process is gone
+    (the server was stopped or killed while it ran) ends as interrupted, with a message saying
+    so, instead of showing "running" until the heartbeat goes stale. With `shared` (workers on
+    other machines may share a job, e.g. a training run), a job whose heartbeat is still fresh
+    is left alone: another live worker keeps it (and if none does, recovery finds it stale).
+    Embedded mode has no other workers and passes shared=False. Returns one dict per job."""
+    now = now or timezone.now()
+    fresh = now - timedelta(seconds=2 * settings.TRADEPULSE_JOB_HEARTBEAT_S)
+    done = []
+    for job_type in job_types():
+        running = job_type.model.objects.filter(state=JobState.RUNNING)
+        if shared:
+            running = running.exclude(heartbeat_at__gte=fresh)
+        for job in running:
+            if not holder_died_here(job.worker):
+                continue
+            with context.acting(user_id=job.owner_id, actor_label="system:jobs.start"):
+                last = job.heartbeat_at or job.started_at or now
+                error = interrupted_error(job, last)
+                held = finish_job(job_type, job, JobState.FAILED, error_code=INTERRUPTED, error=error,
+                                  worker=job.worker, reason=error)
+            if held is not None:
+                log.warning("%s %s: %s", job_type.name, job.pk, error)
+                done.append({"type": job_type.name, "id": job.pk, "action": "interrupted", "reason": error})
+    return done
+
+
+def resend_queued() -> list[dict]:
+    """Send the task of every queued job again. For a broker that lost its messages when the
+    process stopped (embedded mode's in-memory broker); claiming makes a second delivery harmless."""
+    sent = []
+    for job_type in job_types():
+        if not (job_type.task or job_type.send):
+            continue
+        for pk in job_type.model.objects.filter(state=JobState.QUEUED).values_list("pk", flat=True):
+            enqueue(job_type, pk)
+            sent.append({"type": job_type.name, "id": pk, "action": "resent"})
+    return sent

@@ -135,6 +135,8 @@ class Command(TradePulseCommand):
         for warning in s["warnings"]:
             self.say(f"warning: {warning['message']}")
         self.say("timings: " + "  ".join(f"{k} {v:.3f}" for k, v in s["timings"].items()))
+        if "saved_run" in s:
+            self.say(f"stored as backtest #{s['saved_run']} ({s['state']}), owner {s['owner']}")
 
 
 def summary_of_run(run: BacktestRun) -> dict:
