@@ -91,6 +91,15 @@ def _require(user, scope: str, target, what: str) -> None:
                                f"manage their own.")
 
 
+def _require_operator_if_operators(actor, author, what: str, verb: str) -> None:
+    """What an operator or admin imposed on a trader's scope (a kill switch, an override) is
+    lifted only by an operator or admin, not by the scope's owner."""
+    if actor is not None and author is not None and author.pk != actor.pk and sees_everything(author) \
+            and not sees_everything(actor):
+        raise PermissionDenied(f"{what} by the operator {author.get_username()}: only an operator or admin may "
+                               f"{verb}.")
+
+
 def _reason_required(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
@@ -226,6 +235,7 @@ def override_revoke(*, override: RiskOverride, reason: str, actor=None) -> RiskO
     reason = _reason_required(reason)
     _require(actor, override.scope, override.target, "revoke overrides")
     override = RiskOverride.objects.select_for_update().get(pk=override.pk)
+    _require_operator_if_operators(actor, override.created_by, "This override was set", "revoke it")
     if not override.active:
         raise ValidationError("This override is no longer active.")
     override.revoked_at, override.revoked_by, override.revoke_reason = timezone.now(), actor, reason
@@ -347,11 +357,7 @@ def killswitch_release(*, switch: KillSwitch, reason: str, actor=None) -> KillSw
     reason = _reason_required(reason)
     _require(actor, switch.scope, switch.target, "release the kill switch")
     switch = KillSwitch.objects.select_for_update().get(pk=switch.pk)
-    tripper = switch.tripped_by
-    if actor is not None and tripper is not None and tripper.pk != actor.pk and sees_everything(tripper) \
-            and not sees_everything(actor):
-        raise PermissionDenied(f"This kill switch was tripped by the operator {tripper.get_username()}: only an "
-                               "operator or admin may release it.")
+    _require_operator_if_operators(actor, switch.tripped_by, "This kill switch was tripped", "release it")
     if not switch.active:
         raise ValidationError("This kill switch is already released.")
     switch.released_at, switch.released_by, switch.release_reason = timezone.now(), actor, reason

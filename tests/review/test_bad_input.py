@@ -26,15 +26,15 @@ def test_bad_inputs_are_refused_without_500(alice, olivia, api):
     r = _no_500(c.post(f"/api/v1/graduation/configs/{cfg.pk}/demote/", {"reason": "x", "to_stage": "nowhere"},
                        format="json"), "demote")
     assert r.status_code == 400
-    for changes in ({"max_open_positions": "-1"}, {"nonsense": "1"}, {"max_position_pct": "NaN"},
-                    {"max_position_pct": "1e400"}, {"max_position_pct": "abc"}, {"max_open_positions": "1.5"},
-                    {"max_open_positions": "99999999999999999999"}, {"cooldown_minutes": "-3"}):
+    for changes in ({"open_positions_max": "-1"}, {"nonsense": "1"}, {"asset_exposure_pct": "NaN"},
+                    {"asset_exposure_pct": "1e400"}, {"asset_exposure_pct": "abc"}, {"open_positions_max": "1.5"},
+                    {"open_positions_max": "99999999999999999999"}, {"cooldown_minutes": "-3"}):
         r = _no_500(c.post("/api/v1/risk/profiles/", {"scope": "user", "target": alice.pk, "changes": changes,
                                                       "reason": "x"}, format="json"), changes)
         assert r.status_code == 400, (changes, r.content[:300])
     for value in ("NaN", "-1", "1e400", "abc", "Infinity"):
         r = _no_500(c.post("/api/v1/risk/overrides/", {"scope": "deployment", "target": d.pk, "limit":
-                                                       "max_open_positions", "value": value, "reason": "x"},
+                                                       "open_positions_max", "value": value, "reason": "x"},
                            format="json"), value)
         assert r.status_code == 400, (value, r.content[:300])
     for q in ("deployment=abc", "deployment=99999999999", "account=-4", "deployment=0"):

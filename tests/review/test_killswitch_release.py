@@ -29,3 +29,20 @@ def test_trader_still_releases_own_and_automatic_switches(alice, api):
     auto = risk.killswitch_trip(scope="deployment", target=d, reason="daily loss", automatic=True)
     assert api(alice).post(f"/api/v1/risk/kill-switches/{auto.pk}/release/", {"reason": "ok"},
                            format="json").status_code == 200
+
+
+def test_trader_cannot_revoke_an_operators_override(alice, olivia, api):
+    from apps.risk.models import RiskOverride
+
+    d = deployment(alice)
+    o = risk.override_create(scope="deployment", target=d, limit="open_positions_max", value=1,
+                             reason="too many positions", actor=olivia)
+    r = api(alice).post(f"/api/v1/risk/overrides/{o.pk}/revoke/", {"reason": "mine"}, format="json")
+    assert r.status_code == 403, r.content
+    assert "olivia" in r.json()["error"]["message"]
+    assert RiskOverride.objects.get(pk=o.pk).active
+    own = risk.override_create(scope="deployment", target=d, limit="leverage_max", value=1, reason="x", actor=alice)
+    assert api(alice).post(f"/api/v1/risk/overrides/{own.pk}/revoke/", {"reason": "ok"},
+                           format="json").status_code == 200
+    assert api(olivia).post(f"/api/v1/risk/overrides/{o.pk}/revoke/", {"reason": "ok"},
+                            format="json").status_code == 200

@@ -19,13 +19,13 @@ def test_trader_cannot_trip_global_kill_switch(alice, api):
 
 
 def test_trader_cannot_edit_global_profile(alice, api):
-    r = api(alice).post("/api/v1/risk/profiles/", {"scope": "global", "changes": {"max_open_positions": 999},
+    r = api(alice).post("/api/v1/risk/profiles/", {"scope": "global", "changes": {"open_positions_max": 999},
                                                    "reason": "x"}, format="json")
     assert r.status_code in (400, 403), r.content
     lst = api(alice).get("/api/v1/risk/profiles/?scope=global").json()
     rows = lst["results"] if isinstance(lst, dict) else lst
     if rows:
-        r = api(alice).patch(f"/api/v1/risk/profiles/{rows[0]['id']}/", {"changes": {"max_open_positions": 999},
+        r = api(alice).patch(f"/api/v1/risk/profiles/{rows[0]['id']}/", {"changes": {"open_positions_max": 999},
                                                                          "reason": "x"}, format="json")
         assert r.status_code in (400, 403), r.content
 
@@ -55,7 +55,7 @@ def test_risk_on_other_users_targets(alice, bob, api):
                             format="json")
         assert r.status_code in (400, 404), (scope, r.content)
         r = api(alice).post("/api/v1/risk/overrides/", {"scope": scope, "target": target, "limit":
-                                                        "max_open_positions", "value": "100", "reason": "x"},
+                                                        "open_positions_max", "value": "100", "reason": "x"},
                             format="json")
         assert r.status_code in (400, 404), (scope, r.content)
     assert api(alice).get(f"/api/v1/risk/overview/?deployment={d.pk}").status_code in (400, 404)
