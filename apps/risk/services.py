@@ -282,7 +282,17 @@ def killswitch_trip(*, scope: str, target=None, reason: str, actor=None, flatten
                          metadata={"scope": scope, "target_key": key, "flatten": flatten, "automatic": automatic,
                                    "trigger": trigger or {}})
     except IntegrityError:
-        return KillSwitch.objects.get(target_key=key, released_at__isnull=True)
+        existing = KillSwitch.objects.get(target_key=key, released_at__isnull=True)
+        previous = existing.tripped_by
+        if actor is not None and sees_everything(actor) and (previous is None or not sees_everything(previous)):
+            # An operator trips a scope its owner (or a limit) already tripped: the switch becomes the
+            # operator's, so the owner can no longer release it (see killswitch_release).
+            existing.tripped_by = actor
+            existing.save(update_fields=["tripped_by", "updated_at"])
+            audit_record("risk.killswitch.tripped", target=existing, reason=reason, actor=actor,
+                         changes={"tripped_by": [previous.get_username() if previous else None, actor.get_username()]},
+                         metadata={"scope": scope, "target_key": key, "already_active": True})
+        return existing
     outcome = _stop_trading(switch, scope, target, flatten)
     KillSwitch.objects.filter(pk=switch.pk).update(outcome=outcome)
     switch.outcome = outcome

@@ -46,3 +46,13 @@ def test_trader_cannot_revoke_an_operators_override(alice, olivia, api):
                            format="json").status_code == 200
     assert api(olivia).post(f"/api/v1/risk/overrides/{o.pk}/revoke/", {"reason": "ok"},
                             format="json").status_code == 200
+
+
+def test_operator_tripping_an_already_tripped_scope_takes_the_switch_over(alice, olivia, api):
+    d = deployment(alice)
+    own = risk.killswitch_trip(scope="deployment", target=d, reason="pause it", actor=alice)
+    same = risk.killswitch_trip(scope="deployment", target=d, reason="incident 42", actor=olivia)
+    assert same.pk == own.pk and same.tripped_by == olivia
+    r = api(alice).post(f"/api/v1/risk/kill-switches/{own.pk}/release/", {"reason": "mine"}, format="json")
+    assert r.status_code == 403, r.content
+    assert KillSwitch.objects.get(pk=own.pk).active
