@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from apps.backtests.services import load_bars, spec_for_run
+from apps.backtests.services import first_traded_index, load_bars, spec_for_run
 from apps.trading.services.replay import replay
 
 from .rules import OrderIntent, RiskContext, evaluate
@@ -36,7 +36,8 @@ def _dec(x) -> Decimal:
 def backtest_with_limits(run) -> dict:
     """Replay `run` with its owner's limits; compare with the run as stored."""
     spec = spec_for_run(run)
-    bars = load_bars(run.market, spec)
+    bars = load_bars(run.market, spec, warmup=spec.warmup)  # the warm-up before the start, as the run read it
+    first = first_traded_index(bars, spec)  # the engine starts flat there, as the run did
     template = build_scopes(Targets(user_id=run.owner_id).keys(), now=timezone.now(),
                             names={f"user:{run.owner_id}": run.owner.get_username()})
     for s in template:  # the limits only: usage comes from the simulation
@@ -89,7 +90,10 @@ def backtest_with_limits(run) -> dict:
         book["recent"].append(at)
         return intent.resize(float(amount)) if verdict_outcome == "resized" else intent
 
-    result = replay(bars, spec.strategy_key, spec.parameters, spec.engine, hook=hook, symbol=symbol)
+    result = replay(bars, spec.strategy_key, spec.parameters, spec.engine, hook=hook, symbol=symbol,
+                    start_index=first)
+    if result.open_position:  # bar indices of the run's range, as the stored run's
+        result.open_position["entry_index"] -= first
     cash = float(spec.engine.cash)
     return {
         "run": run.pk, "limits_of": [s.label for s in template],
