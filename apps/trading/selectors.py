@@ -7,9 +7,7 @@ Money is Decimal in the quote currency of the deployment's market; times are UTC
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 
 import numpy as np
@@ -22,9 +20,10 @@ from apps.risk.selectors import context_for as risk_context_for
 from apps.strategies.models import ConfigEvidence, EvidenceSource, StrategyConfig
 from tradepulse.core.permissions import can, visible_to
 
-from .models import (OPEN_STATUSES, Deployment, DeploymentState, ExchangeAccount, Fill, Order, OrderSide,
+from .models import (OPEN_STATUSES, Deployment, DeploymentState, ExchangeAccount, Fill, Order,
                      PortfolioSnapshot, Position)
 from .services.tracking import deployment_tracking_error
+from .trades import RoundTrip, round_trips  # noqa: F401 (named reads of trading: closed trades)
 
 ZERO = Decimal(0)
 
@@ -116,58 +115,6 @@ def equity_history(snapshots: QuerySet[PortfolioSnapshot], *, max_points: int = 
     index = _downsample_index(values, max_points) if len(values) else np.arange(0)
     return {"time": [times[i] for i in index], "equity": values[index].round(8).tolist(), "points": int(len(index)),
             "snapshots": len(rows), "deployments": len(latest)}
-
-
-# --- closed trades from fills ---------------------------------------------------------------------
-@dataclass
-class RoundTrip:
-    """One closed trade: from flat back to flat. PnL in quote currency, net of every fee."""
-
-    deployment_id: int
-    symbol: str
-    side: str
-    opened_at: datetime
-    closed_at: datetime
-    pnl: Decimal
-
-    @property
-    def won(self) -> bool:
-        return self.pnl > 0
-
-
-@dataclass
-class _Book:
-    amount: Decimal = ZERO
-    flow: Decimal = ZERO  # quote currency in (+) and out (-), fees included
-    opened_at: datetime | None = None
-    side: str = "long"
-
-
-def round_trips(fills, *, base_of: dict[str, str], steps: dict[str, Decimal]) -> list[RoundTrip]:
-    """Closed trades rebuilt from fills (oldest first): a trade opens when a deployment's holding
-    leaves zero and closes when it returns within one amount step of zero. `fills` are Fill rows
-    with `order` loaded; `base_of` maps symbol → base currency (base-currency fees reduce the
-    amount held and are valued at the fill price); `steps` maps symbol → amount step."""
-    books: dict[tuple[int, str], _Book] = defaultdict(_Book)
-    trips: list[RoundTrip] = []
-    for fill in sorted(fills, key=lambda f: (f.time, f.pk)):
-        order = fill.order
-        key = (order.deployment_id, order.symbol)
-        book = books[key]
-        base = base_of.get(order.symbol, "")
-        fee_base = fill.fee if fill.fee_currency == base else ZERO
-        fee_quote = ZERO if fill.fee_currency == base else fill.fee
-        sign = 1 if order.side == OrderSide.BUY else -1
-        if book.opened_at is None:
-            book.opened_at, book.side = fill.time, ("long" if sign > 0 else "short")
-        book.amount += sign * fill.amount - fee_base
-        book.flow += -sign * fill.amount * fill.price - fee_quote - fee_base * fill.price
-        if abs(book.amount) < steps.get(order.symbol, Decimal("1e-12")):
-            # the leftover dust below one step is valued at this fill's price
-            pnl = book.flow + book.amount * fill.price
-            trips.append(RoundTrip(order.deployment_id, order.symbol, book.side, book.opened_at, fill.time, pnl))
-            books[key] = _Book()
-    return trips
 
 
 # --- performance ----------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from quant.timeframes import floor_time, next_open
 
 from apps.marketdata.selectors import candles_as_arrays
 
-from ..models import Deployment, Fill, OrderSide
+from ..models import Deployment, Fill
+from ..trades import round_trips
 from .engine import engine_config_for, history_bars
 from .replay import replay
 
@@ -46,35 +47,16 @@ class LiveTrade:
 
 
 def live_trades(deployment: Deployment) -> list[LiveTrade]:
-    """Closed trades rebuilt from the deployment's stored fills (flat → flat), oldest first."""
+    """Closed trades rebuilt from the deployment's stored fills (flat → flat), oldest first: the
+    same computation as the trading pages' closed trades (trading.trades.round_trips), in the
+    replay's units (epoch ms, floats)."""
     market = deployment.config.market
-    step = market.amount_step or Decimal("1e-12")
-    trades: list[LiveTrade] = []
-    held = Decimal(0)
-    book = None
-    fills = Fill.objects.filter(order__deployment=deployment).select_related("order").order_by("time", "pk")
-    for fill in fills:
-        sign = 1 if fill.order.side == OrderSide.BUY else -1
-        fee_quote = fill.fee if fill.fee_currency != market.base else fill.fee * fill.price
-        fee_base = fill.fee if fill.fee_currency == market.base else Decimal(0)
-        t = int(fill.time.timestamp() * 1000)
-        if book is None:
-            book = {"side": "long" if sign > 0 else "short", "entry_time": t, "in_amount": Decimal(0),
-                    "in_value": Decimal(0), "out_amount": Decimal(0), "out_value": Decimal(0), "flow": Decimal(0)}
-        opening = (sign > 0) == (book["side"] == "long")
-        key = "in" if opening else "out"
-        book[f"{key}_amount"] += fill.amount
-        book[f"{key}_value"] += fill.amount * fill.price
-        book["flow"] += -sign * fill.amount * fill.price - fee_quote
-        held += sign * fill.amount - fee_base
-        if abs(held) < step:
-            trades.append(LiveTrade(
-                side=book["side"], entry_time=book["entry_time"], exit_time=t,
-                entry_price=float(book["in_value"] / book["in_amount"]),
-                exit_price=float(book["out_value"] / book["out_amount"]) if book["out_amount"] else float(fill.price),
-                size=float(book["in_amount"]), pnl=float(book["flow"] + held * fill.price)))
-            book, held = None, Decimal(0)
-    return trades
+    fills = Fill.objects.filter(order__deployment=deployment).select_related("order")
+    trips = round_trips(fills, base_of={market.symbol: market.base},
+                        steps={market.symbol: market.amount_step or Decimal("1e-12")})
+    return [LiveTrade(side=t.side, entry_time=int(t.opened_at.timestamp() * 1000),
+                      exit_time=int(t.closed_at.timestamp() * 1000), entry_price=float(t.entry_price),
+                      exit_price=float(t.exit_price), size=float(t.size), pnl=float(t.pnl)) for t in trips]
 
 
 def _slippage(side: str, live: float, replayed: float, *, entry: bool) -> float:
