@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bench_marketdata import drop_database, recreate_database  # noqa: E402
+from _common import django_on_fresh_database  # noqa: E402
+from bench_marketdata import drop_database  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/tradepulse_bench_alerts"
 
@@ -45,16 +46,9 @@ def main() -> dict:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    recreate_database(args.database_url)
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradepulse.settings")
-    os.environ["TRADEPULSE_BACKUP_DIR"] = tempfile.mkdtemp(prefix="tp-bench-backups-")
     import logging
 
-    import django
-
-    django.setup()
+    django_on_fresh_database(args.database_url, TRADEPULSE_BACKUP_DIR=tempfile.mkdtemp(prefix="tp-bench-backups-"))
     logging.disable(logging.CRITICAL)  # the alerts log at their own level: time the work, not the terminal
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group

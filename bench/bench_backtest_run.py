@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bench_marketdata import drop_database, recreate_database, synthetic  # noqa: E402
+from _common import django_on_fresh_database  # noqa: E402
+from bench_marketdata import drop_database, synthetic  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/tradepulse_bench_backtest"
 START_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
@@ -35,13 +36,7 @@ def main() -> dict:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    recreate_database(args.database_url)
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradepulse.settings")
-    import django
-
-    django.setup()
+    django_on_fresh_database(args.database_url)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 

@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bench_marketdata import drop_database, recreate_database  # noqa: E402
+from _common import django_on_fresh_database  # noqa: E402
+from bench_marketdata import drop_database  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/tradepulse_bench_graduation"
 
@@ -41,15 +42,9 @@ def main() -> dict:
     parser.add_argument("--profile", action="store_true", help="Print the first pass's top functions (cProfile).")
     args = parser.parse_args()
 
-    recreate_database(args.database_url)
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradepulse.settings")
     import logging
 
-    import django
-
-    django.setup()
+    django_on_fresh_database(args.database_url)
     logging.disable(logging.INFO)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command

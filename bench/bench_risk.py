@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bench_marketdata import drop_database, recreate_database  # noqa: E402
+from _common import django_on_fresh_database  # noqa: E402
+from bench_marketdata import drop_database  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/tradepulse_bench_risk"
 HOUR = 3_600_000
@@ -54,15 +55,9 @@ def main() -> dict:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    recreate_database(args.database_url)
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradepulse.settings")
     import logging
 
-    import django
-
-    django.setup()
+    django_on_fresh_database(args.database_url)
     logging.disable(logging.INFO)  # the setup's audit lines are not what is measured
     from datetime import timedelta
     from decimal import Decimal
