@@ -176,7 +176,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("TRADEPULSE_BROKER_VISIBILITY_TIMEOUT_S", 900, minimum=60),
 }
 TRADEPULSE_JOB_HEARTBEAT_S = env_int("TRADEPULSE_JOB_HEARTBEAT_S", 10, minimum=1)
-TRADEPULSE_JOB_STALE_AFTER_S = env_int("TRADEPULSE_JOB_STALE_AFTER_S", 60, minimum=2)
+TRADEPULSE_JOB_STALE_AFTER_S = env_int("TRADEPULSE_JOB_STALE_AFTER_S", 45, minimum=2)
 TRADEPULSE_JOB_RECOVER_EVERY_S = env_int("TRADEPULSE_JOB_RECOVER_EVERY_S", 15, minimum=1)
 # `manage.py serve`: seconds a stop (Ctrl-C, SIGTERM) waits for running jobs to end as interrupted
 # before it kills what is left.
