@@ -407,7 +407,7 @@ def r_issue_resolve(f):
     from apps.marketdata.models import DataQualityIssue
     from apps.marketdata.services.ingest import gap_record, issue_resolve
 
-    gap_record(market=f("market"), timeframe="1m", start_ms=T0, end_ms=T0 + 5 * MIN, step=MIN,
+    gap_record(market=f("market"), timeframe="1m", start_ms=T0, end_ms=T0 + 5 * MIN,
                exchange_has_no_data=False, job=None, detail="walk gap")
     issue = DataQualityIssue.objects.get()
     return lambda: issue_resolve(issue=issue, reason="walk")
