@@ -93,12 +93,11 @@ def main() -> dict:
             orders_before = Order.objects.count()
             t0, c0 = time.perf_counter(), time.process_time()
             due = services.deployments_due(start + (k + 1) * MIN + 1_000)
-            cache: dict = {}  # what engine_tick_all shares over one pass (candles, signals, risk rows)
             for d in due:
                 before = Order.objects.filter(deployment=d).count()
                 t1 = time.perf_counter()
                 result = services.deployment_tick_safely(deployment=d, now_ms=start + (k + 1) * MIN + 1_000,
-                                                         fetch=False, cache=cache)
+                                                         fetch=False)
                 elapsed = time.perf_counter() - t1
                 all_ticks.append(elapsed)
                 if result.get("orders") and Order.objects.filter(deployment=d).count() > before:

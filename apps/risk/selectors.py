@@ -65,7 +65,7 @@ def deployment_books(*, now: datetime, deployment_ids=None) -> dict[int, dict]:
     else:
         where, params = "d.state <> %s", [DeploymentState.STOPPED]
     sql = f"""
-        SELECT d.id, d.owner_id, d.account_id, d.capital, d.state,
+        SELECT d.id, d.owner_id, d.account_id, d.capital,
           (SELECT s.equity FROM {s} s WHERE s.deployment_id = d.id ORDER BY s.time DESC, s.id DESC LIMIT 1),
           (SELECT MAX(s.equity) FROM {s} s WHERE s.deployment_id = d.id),
           (SELECT s.equity FROM {s} s WHERE s.deployment_id = d.id AND s.time < %s ORDER BY s.time DESC, s.id DESC LIMIT 1),
@@ -77,14 +77,14 @@ def deployment_books(*, now: datetime, deployment_ids=None) -> dict[int, dict]:
         cursor.execute(sql, [at, at, *params])
         rows = cursor.fetchall()
     out = {}
-    for pk, owner_id, account_id, capital, state, last, peak, before_day, first_today in rows:
+    for pk, owner_id, account_id, capital, last, peak, before_day, first_today in rows:
         capital, last, peak, before_day, first_today = (
             None if v is None else money.to_python(v) for v in (capital, last, peak, before_day, first_today))
         equity = last if last is not None else capital
         day_start = before_day if before_day is not None else (first_today if first_today is not None else capital)
         peak = max(x for x in (peak, capital, equity) if x is not None)
         out[pk] = {"owner_id": owner_id, "account_id": account_id, "capital": capital, "equity": equity,
-                   "peak": peak, "day_start": day_start, "stopped": state == DeploymentState.STOPPED}
+                   "peak": peak, "day_start": day_start}
     return out
 
 
@@ -117,10 +117,8 @@ def _label(scope: str, key: str, profile: RiskProfile | None, names: dict) -> st
     return f"{Scope(scope).label} {names.get(key, key.split(':')[1])}"
 
 
-def risk_context(intent: OrderIntent, *, now: datetime | None = None, rows: PassRows | None = None) -> RiskContext:
-    """Everything the check needs about the scopes of `intent`, from the database. With `rows`
-    (one loop pass's PassRows) the usage of the other deployments comes from the pass's rows and
-    only this deployment's, and those of deployments ticked since, are read again."""
+def risk_context(intent: OrderIntent, *, now: datetime | None = None) -> RiskContext:
+    """Everything the check needs about the scopes of `intent`, from the database."""
     now = now or timezone.now()
     deployment = None
     if intent.deployment_id is not None:
@@ -135,7 +133,7 @@ def risk_context(intent: OrderIntent, *, now: datetime | None = None, rows: Pass
                  f"account:{deployment.account_id}": deployment.account.name,
                  f"deployment:{deployment.pk}": str(deployment)}
     keys = targets.keys()
-    scopes = build_scopes(keys, now=now, names=names, extra_deployments=[targets.deployment_id], rows=rows)
+    scopes = build_scopes(keys, now=now, names=names, extra_deployments=[targets.deployment_id])
     ctx = RiskContext(now=now, scopes=scopes,
                       amount_step=deployment.config.market.amount_step if deployment else None)
     own = scopes[-1] if deployment else None
@@ -160,22 +158,24 @@ def risk_context(intent: OrderIntent, *, now: datetime | None = None, rows: Pass
 
 
 def build_scopes(keys: list[tuple[str, str]], *, now: datetime, names: dict | None = None,
-                 extra_deployments=(), rows: PassRows | None = None) -> list[ScopeState]:
+                 extra_deployments=()) -> list[ScopeState]:
     """ScopeState for each (scope, key), widest first, with limits, overrides, kill switch and
     the scope's aggregate usage (equity, peak, day start, positions, pending entries, orders in
     the last minute)."""
     names = names or {}
     key_list = [k for _, k in keys]
     profiles, overrides, switches = scope_rows(key_list, now)
+    books = deployment_books(now=now) if "global" in key_list else {}
+    for extra in extra_deployments:
+        if extra is not None and extra not in books:
+            books.update(deployment_books(now=now, deployment_ids=[extra]))
+    positions = list(Position.objects.filter(deployment_id__in=list(books)).exclude(amount=0)
+                     .values_list("deployment_id", "symbol", "amount", "mark_price", "entry_price"))
     minute_ago = now - timedelta(seconds=60)
-    if rows is not None and "global" in key_list:
-        books, positions, orders = rows.usage(now=now, current=[d for d in extra_deployments if d is not None])
-    else:
-        books = deployment_books(now=now) if "global" in key_list else {}
-        for extra in extra_deployments:
-            if extra is not None and extra not in books:
-                books.update(deployment_books(now=now, deployment_ids=[extra]))
-        positions, orders = _position_rows(list(books)), _order_rows(list(books), minute_ago)
+    orders = list(Order.objects.filter(deployment_id__in=list(books))
+                  .filter(Q(created_at__gte=minute_ago) | Q(status__in=OPEN_STATUSES))
+                  .values_list("deployment_id", "symbol", "side", "amount", "filled", "price", "status",
+                               "created_at", "parent_id", "decision"))
     marks = {}
     for dep, symbol, amount, mark, entry in positions:
         marks[symbol] = mark or entry or marks.get(symbol)
@@ -222,70 +222,6 @@ def build_scopes(keys: list[tuple[str, str]], *, now: datetime, names: dict | No
 
 
 INT_LIMITS = ("open_positions_max", "orders_per_minute", "loss_streak_max")
-
-
-def _position_rows(deployment_ids: list[int]) -> list[tuple]:
-    return list(Position.objects.filter(deployment_id__in=deployment_ids).exclude(amount=0)
-                .values_list("deployment_id", "symbol", "amount", "mark_price", "entry_price"))
-
-
-def _order_rows(deployment_ids: list[int], since: datetime) -> list[tuple]:
-    return list(Order.objects.filter(deployment_id__in=deployment_ids)
-                .filter(Q(created_at__gte=since) | Q(status__in=OPEN_STATUSES))
-                .values_list("deployment_id", "symbol", "side", "amount", "filled", "price", "status",
-                             "created_at", "parent_id", "decision"))
-
-
-class PassRows:
-    """The usage rows (books, open positions, recent and open orders) of every deployment, read
-    once for one pass of the trading loop instead of once per check.
-
-    They stay exact for what the pass itself changes: `touch(deployment_id)` after a deployment's
-    tick (its orders, fills and snapshot) marks its rows, and every `usage` call reads again the
-    rows of the deployments touched since the last call and of the deployment being checked, so
-    orders placed earlier in the pass count in open positions, exposure and orders per minute.
-    Profiles, overrides and kill switches are not cached (a switch tripped mid-pass applies at
-    once). Rows of deployments the pass does not tick are as of the pass's start (another
-    process's changes to them are seen by the next pass)."""
-
-    def __init__(self) -> None:
-        self.loaded_at: datetime | None = None
-        self.books: dict[int, dict] = {}
-        self.positions: dict[int, list] = {}
-        self.orders: dict[int, list] = {}
-        self.dirty: set[int] = set()
-
-    def touch(self, deployment_id: int) -> None:
-        self.dirty.add(int(deployment_id))
-
-    def _load(self, now: datetime, ids=None) -> None:
-        books = deployment_books(now=now, deployment_ids=ids)
-        wanted = list(books) if ids is None else [int(i) for i in ids]
-        for d in wanted:
-            self.books.pop(d, None)
-            self.positions[d], self.orders[d] = [], []
-        self.books.update(books)
-        for row in _position_rows(list(books)):
-            self.positions.setdefault(row[0], []).append(row)
-        for row in _order_rows(list(books), now - timedelta(seconds=60)):
-            self.orders.setdefault(row[0], []).append(row)
-
-    def usage(self, *, now: datetime, current=()) -> tuple[dict, list, list]:
-        """(books, positions, orders) as build_scopes reads them: every deployment not stopped,
-        plus `current` (the checked deployment, even stopped)."""
-        if self.loaded_at is None or _day_start(now) != _day_start(self.loaded_at) or now < self.loaded_at:
-            self.__init__()
-            self.loaded_at = now
-            self._load(now)
-        ids = self.dirty | {int(c) for c in current}
-        self.dirty = set()
-        if ids:
-            self._load(now, ids)
-        keep = {int(c) for c in current}
-        books = {d: b for d, b in self.books.items() if not b["stopped"] or d in keep}
-        positions = [r for d in books for r in self.positions.get(d, ())]
-        orders = [r for d in books for r in self.orders.get(d, ())]
-        return books, positions, orders
 
 
 def _decision_price(decision) -> Decimal | None:

@@ -50,7 +50,6 @@ from apps.marketdata import exchanges
 from apps.marketdata.selectors import latest_candles
 from apps.marketdata.services.ingest import candles_ingest
 from apps.risk.check import OrderIntent as RiskIntent, risk_check
-from apps.risk.selectors import PassRows, risk_context
 from quant.engine import EngineConfig, core
 from quant.engine.stepper import EngineState, apply_external_fill, step
 from quant.strategies import Bars, get_strategy
@@ -159,18 +158,12 @@ class DeploymentLoop:
         self.first_bar = (deployment.engine_state or {}).get("first_bar")  # the first bar it acted on (ms)
         self.halted = ""  # set when the account's key was refused: nothing more is sent this tick
         self.last_bar_time = deployment.last_bar_time
-        self.risk_rows: PassRows | None = None  # the pass's usage rows (one read per pass, not per check)
         if broker is None and self.paper:
             # paper orders rest only while the engine holds them pending (or a manual close waits)
             pending = self.state.values[core.S_PEND_EXIT] != 0 or self.state.values[core.S_PEND_ENTRY] != 0
             resting = [_resting_report(o) for o in self._open_orders()] if pending else []
             broker = PaperBroker(deployment.account, symbol=self.market.symbol, resting=resting)
         self.broker = broker or broker_for(deployment.account)
-
-    def risk_check(self, intent: RiskIntent):
-        """The pre-trade check, on a context built from the pass's rows when the loop has them."""
-        context = risk_context(intent, rows=self.risk_rows) if self.risk_rows is not None else None
-        return risk_check(intent=intent, context=context)
 
     def _open_orders(self):
         return Order.objects.filter(deployment=self.deployment, status__in=OPEN_STATUSES).order_by("client_order_id")
@@ -238,7 +231,7 @@ class DeploymentLoop:
             except BrokerError:
                 pass
             else:
-                verdict = self.risk_check(RiskIntent(
+                verdict = risk_check(intent=RiskIntent(
                     deployment_id=deployment.pk, account_id=deployment.account_id, owner_id=deployment.owner_id,
                     symbol=market.symbol, side=intent.direction, amount=amount, price=price,
                     stop_price=to_decimal(intent.stop_loss) if intent.stop_loss is not None else None,
@@ -416,8 +409,6 @@ def deployment_tick(*, deployment: Deployment, now_ms: int | None = None, broker
     result = {"deployment": deployment.pk, "state": deployment.state, "bars": 0, "orders": [], "trades": [],
               "refused": [], "stale": False, "equity": None, "error": ""}
     loop = DeploymentLoop(deployment, broker=broker)
-    cache = {} if cache is None else cache  # one pass of the loop shares candles, signals and risk rows
-    loop.risk_rows = cache.setdefault("risk_rows", PassRows())
     stopping = deployment.state == DeploymentState.STOPPED
     if stopping and deployment.exit_policy == ExitPolicy.CLOSE and loop.state.side is not None \
             and loop.state.values[core.S_PEND_EXIT] == 0:
@@ -452,6 +443,7 @@ def deployment_tick(*, deployment: Deployment, now_ms: int | None = None, broker
     last_done = deployment.last_bar_time
     history = history_bars(loop.config.strategy_key, loop.config.parameters, tf)
     missing = 0 if last_done is None else max(0, (newest_closed - last_done) // _bar_ms(tf))
+    cache = {} if cache is None else cache  # one pass of the loop shares candles and signals per market
     limit = history + min(missing, CATCH_UP_MAX) + 1
     key = (market.pk, tf, limit, next_open(newest_closed, tf))
     if key not in cache:
@@ -547,7 +539,7 @@ def request_exit(loop: DeploymentLoop, *, reason: str, intent_index: int, source
     amount = round_amount(to_decimal(state.size), market.amount_step)
     side = OrderSide.SELL if state.side == "long" else OrderSide.BUY
     price = to_decimal(state.last_close) if not math.isnan(state.last_close) else None
-    verdict = loop.risk_check(RiskIntent(
+    verdict = risk_check(intent=RiskIntent(
         deployment_id=d.pk, account_id=d.account_id, owner_id=d.owner_id, symbol=market.symbol, side=side,
         amount=amount, price=price or Decimal(0), reduces_position=True, source=source))
     order = order_place(deployment=d, side=side, amount=amount, signal_bar_time=at_ms - at_ms % 1000,
@@ -609,9 +601,6 @@ def deployment_tick_safely(*, deployment: Deployment, now_ms: int | None = None,
     except Exception as exc:  # noqa: BLE001 - stored with its reason; the loop goes on
         log.exception("tick of deployment %s failed", deployment.pk)
         return _tick_failed(deployment, f"{type(exc).__name__}: {exc}", pause=False)
-    finally:
-        if cache is not None and cache.get("risk_rows") is not None:
-            cache["risk_rows"].touch(deployment.pk)  # its orders and fills count in the pass's next checks
 
 
 def _tick_failed(deployment: Deployment, message: str, *, pause: bool) -> dict:
