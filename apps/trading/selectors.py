@@ -7,6 +7,7 @@ Money is Decimal in the quote currency of the deployment's market; times are UTC
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone as dt_timezone
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -231,12 +232,31 @@ def config_performance(user, *, config_id: int | None = None, mode: str | None =
 
 
 # --- notices on a deployment's page ---------------------------------------------------------------
-def risk_limits_set(deployment: Deployment) -> list[str]:
+def risk_limits_set(deployment: Deployment, context=None) -> list[str]:
     """The limits the pre-trade check holds this deployment to, over its four scopes (global,
     user, account, deployment), as "<limit> (<scope>)"; empty when none is configured."""
-    context = risk_context_for(deployment=deployment)
+    context = context or risk_context_for(deployment=deployment)
     return [f"{LIMITS[name][0]} ({scope.label})" for scope in context.scopes
             for name, value in scope.limits.items() if value is not None and name in LIMITS]
+
+
+def risk_notices(context) -> list[dict]:
+    """Kill switches tripped and manual overrides active at any of the deployment's scopes: they
+    change what the check does, so the page says so where the orders are read."""
+    notices = []
+    for scope in context.scopes:
+        if scope.kill_switch:
+            how = "automatically" if scope.kill_switch["automatic"] else "by a person"
+            notices.append({"code": "kill_switch", "level": "bad",
+                            "message": f"Kill switch tripped {how} at {scope.label}: {scope.kill_switch['reason']}. "
+                                       "No new entries until it is released (Risk page)."})
+        for o in scope.overrides:
+            name = LIMITS[o["limit"]][0] if o["limit"] in LIMITS else o["limit"].replace("_", " ")
+            until = datetime.fromisoformat(o["expires_at"]).astimezone(dt_timezone.utc)
+            notices.append({"code": "risk_override", "level": "warn",
+                            "message": f"Risk override at {scope.label}: {name} = {format(Decimal(o['value']).normalize(), 'f')} until "
+                                       f"{until:%Y-%m-%d %H:%M} UTC ({o['reason']})."})
+    return notices
 
 
 def deployment_notices(deployment: Deployment) -> list[dict]:
@@ -259,7 +279,9 @@ def deployment_notices(deployment: Deployment) -> list[dict]:
     if account.health in ("auth_failed", "error"):
         notices.append({"code": "account_" + account.health, "level": "bad",
                         "message": f"Account {account.name}: {account.get_health_display()}. {account.last_error}"})
-    if deployment.state != DeploymentState.STOPPED and not risk_limits_set(deployment):
+    context = risk_context_for(deployment=deployment)
+    notices.extend(risk_notices(context))
+    if deployment.state != DeploymentState.STOPPED and not risk_limits_set(deployment, context):
         notices.append({"code": "no_risk_limits", "level": "warn",
                         "message": "No risk limits configured at any scope (global, user, account, deployment): the "
                                    "pre-trade check approves every entry without limiting it. Set limits on the Risk "

@@ -298,3 +298,23 @@ def test_pages_keep_a_query_budget_whatever_the_number_of_rows(client, alice, dj
     assert page.count("check: approved") == 5
     with django_assert_max_num_queries(20):
         client.get(f"/trading/accounts/{deployments[0].account_id}/")
+
+
+def test_deployment_page_shows_active_overrides_and_a_tripped_kill_switch(client, alice, olivia, traded):
+    """Overrides and kill switches change what the pre-trade check does: the page where the orders are
+    read says which are in force, at which scope, why and until when."""
+    from apps.risk.services import killswitch_release, killswitch_trip, override_create
+
+    override_create(scope="deployment", target=traded, limit="open_positions_max", value=1,
+                    reason="one position while the venue is thin", actor=alice)
+    page = text(get(client, alice, f"/trading/deployments/{traded.pk}/"))
+    assert "Risk override at" in page and "one position while the venue is thin" in page and "= 1 until" in page
+    assert "Kill switch tripped" not in page
+
+    switch = killswitch_trip(scope="user", target=alice, reason="exchange incident", actor=olivia)
+    page = text(get(client, alice, f"/trading/deployments/{traded.pk}/"))
+    assert "Kill switch tripped by a person at" in page and "exchange incident" in page
+    assert "No new entries until it is released" in page
+
+    killswitch_release(switch=switch, reason="incident over", actor=olivia)
+    assert "Kill switch tripped" not in text(get(client, alice, f"/trading/deployments/{traded.pk}/"))
