@@ -131,3 +131,18 @@ def test_deployment_running_refuses_a_second_runner(alice, config, paper):
             with services.deployment_running(d, owner="b"):
                 pass
     assert Deployment.objects.get(pk=d.pk).lock_owner == ""
+
+
+def test_a_connection_test_reaches_everyone_who_may_see_the_account(testnet, sim, bob, charlie, published,
+                                                                     django_capture_on_commit_callbacks):
+    """The account page updates live for a colleague it is shared with, not only for its owner."""
+    from apps.accounts.services import object_share
+
+    object_share(obj=testnet, with_user=bob)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.account_test_connection(account=testnet)
+    sent = [groups for groups, message in published if message["type"] == "trading.account.updated"]
+    assert sent
+    for groups in sent:
+        assert {f"user-{testnet.owner_id}", f"user-{bob.pk}", f"topic-account-{testnet.pk}"} <= set(groups)
+        assert f"user-{charlie.pk}" not in groups

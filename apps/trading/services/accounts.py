@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record, diff
-from tradepulse.core.events import publish
+from tradepulse.core.events import publish_for
 from tradepulse.core.permissions import grant_owner
 
 from ..brokers import Broker, BrokerError, broker_for
@@ -147,8 +147,8 @@ def _store_test(account: ExchangeAccount, result: dict, now, reason: str) -> dic
         audit_record("trading.account.tested", target=account, reason=reason or "connection test",
                      metadata={"health": result["health"], "permissions": result["permissions"],
                                "warnings": result["warnings"], "error": result["error"]})
-        publish("trading.account.updated", {"id": account.pk, "health": account.health,
-                                            "last_error": account.last_error}, users=[account.owner_id])
+        publish_for(account, "trading.account.updated", {"id": account.pk, "health": account.health,
+                                                         "last_error": account.last_error})
     return result
 
 
